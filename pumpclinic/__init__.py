@@ -1,0 +1,1 @@
+"""PumpClinic: clinic software for intrathecal baclofen pumps."""

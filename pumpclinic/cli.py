@@ -1,0 +1,206 @@
+"""The ``pumpclinic`` command: with no subcommand it opens the GUI; subcommands are the
+headless tools. Errors a user can fix are one clear line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+import platformdirs
+
+from pumpclinic.db.engine import sqlite_url
+from pumpclinic.domain.reference import Reference, ReferenceDataError
+from pumpclinic.reference_files import load_reference, resources_dir
+from pumpclinic.services.clinic import Services, open_clinic
+from pumpclinic.services.errors import ServiceError
+
+APP_NAME = "PumpClinic"
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A problem with the command line or its inputs; the message is shown as is."""
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_db_path(demo: bool) -> Path:
+    return data_dir() / ("demo-clinic.sqlite3" if demo else "pumpclinic.sqlite3")
+
+
+def log_path() -> Path:
+    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)) / "pumpclinic.log"
+
+
+def _setup_logging() -> Path | None:
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = RotatingFileHandler(
+            path, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+        )
+    except OSError:
+        handler = logging.StreamHandler(sys.stderr)
+        path_or_none = None
+    else:
+        path_or_none = path
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("pumpclinic")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    return path_or_none
+
+
+def _add_database_options(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--db", type=Path, metavar="PATH", help="SQLite database file")
+    where.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="SQLAlchemy URL of a database server, e.g. postgresql+psycopg://user@host/clinic",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pumpclinic",
+        description="PumpClinic: intrathecal baclofen pump clinic. "
+        "With no command, opens the application.",
+    )
+    _add_database_options(parser)
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the demo clinic (created on first use in its own database file)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    init = commands.add_parser("init", help="create or upgrade a clinic database")
+    _add_database_options(init)
+
+    demo = commands.add_parser("demo", help="create a demo clinic database")
+    _add_database_options(demo)
+    demo.add_argument("--patients", type=int, default=36, help="number of patients (default 36)")
+    demo.add_argument("--years", type=int, default=2, help="years of history (default 2)")
+
+    check = commands.add_parser(
+        "check-resources", help="validate the reference data files (pumps, drugs, leaflet)"
+    )
+    check.add_argument("--resources", type=Path, metavar="DIR", help="folder to check")
+    return parser
+
+
+def _database(args: argparse.Namespace, demo: bool) -> tuple[str, str]:
+    """The URL and a label for the status bar and messages."""
+    if args.database_url:
+        return args.database_url, _redact(args.database_url)
+    path: Path = args.db if args.db is not None else default_db_path(demo)
+    path = path.expanduser().resolve()
+    if path.exists() and path.is_dir():
+        raise CliError(f"--db {path}: is a folder, not a database file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"--db {path}: cannot create its folder ({exc.strerror})") from exc
+    return sqlite_url(path), str(path)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "the database server"
+
+
+def _open(args: argparse.Namespace, reference: Reference, demo: bool) -> Services:
+    url, label = _database(args, demo)
+    return open_clinic(url, reference, database_label=label)
+
+
+def _positive(name: str, value: int, high: int) -> int:
+    if not 1 <= value <= high:
+        raise CliError(f"{name} must be between 1 and {high} (got {value})")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (CliError, ServiceError, ReferenceDataError) as error:
+        print(f"pumpclinic: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "check-resources":
+        folder = args.resources or resources_dir()
+        reference = load_reference(folder)
+        print(
+            f"{folder}: ok — {len(reference.pump_models)} pump models, "
+            f"{len(reference.drug_products)} drug products, "
+            f"{len(reference.screening_protocols)} screening protocols, "
+            f"{len(reference.leaflet.interacting_medicines)} interacting medicines"
+        )
+        return 0
+
+    reference = load_reference()
+    if args.command == "init":
+        services = _open(args, reference, demo=False)
+        print(f"Database ready: {services.context.database_label}")
+        services.close()
+        return 0
+    if args.command == "demo":
+        from pumpclinic.services.demo import create_demo_clinic
+
+        _positive("--patients", args.patients, 100_000)
+        _positive("--years", args.years, 30)
+        services = _open(args, reference, demo=True)
+        try:
+            summary = create_demo_clinic(
+                services.context, patients=args.patients, years=args.years
+            )
+        finally:
+            services.close()
+        print(f"Demo clinic created in {services.context.database_label}: {summary}")
+        return 0
+    return _run_gui(args, reference)
+
+
+def _run_gui(args: argparse.Namespace, reference: Reference) -> int:
+    from pumpclinic.ui.app import run_gui
+    from pumpclinic.ui.errors import set_log_path
+
+    set_log_path(_setup_logging())
+    services = _open(args, reference, demo=args.demo)
+    try:
+        prefill: tuple[str, str] | None = None
+        note = ""
+        if args.demo:
+            from pumpclinic.services.demo import DEMO_USERS, create_demo_clinic, is_demo_populated
+
+            if not is_demo_populated(services.context):
+                create_demo_clinic(services.context)
+            nurse = next(u for u in DEMO_USERS if u.role.value == "nurse")
+            prefill = (nurse.username, nurse.password)
+            note = "Demo clinic. Accounts: " + ", ".join(
+                f"{u.username} / {u.password} ({u.role.label})" for u in DEMO_USERS
+            )
+        return run_gui(services, prefill, note)
+    finally:
+        services.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Alembic environment: the engine is passed in by pumpclinic.db.engine.alembic_config."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Engine, create_engine
+
+from pumpclinic.db.engine import make_engine
+from pumpclinic.db.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _engine() -> Engine:
+    engine = config.attributes.get("engine")
+    if engine is not None:
+        return engine
+    url = config.get_main_option("sqlalchemy.url")
+    return make_engine(url) if url else create_engine("sqlite://")
+
+
+def run_migrations_online() -> None:
+    with _engine().connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,  # SQLite cannot ALTER most things
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+run_migrations_online()

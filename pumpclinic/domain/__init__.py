@@ -1,0 +1,1 @@
+"""The clinical core: pure Python, no Qt, no database, no clock."""

@@ -1,0 +1,111 @@
+"""Opening a clinic database: schema upgrade, catalogs, settings, and the service bundle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from pumpclinic.db.engine import make_engine, make_session_factory, upgrade_schema
+from pumpclinic.db.models import DrugProduct, PumpModel
+from pumpclinic.domain.clinic import ClinicSettingsData
+from pumpclinic.domain.reference import Reference
+from pumpclinic.services.context import Clock, ServiceContext, system_clock
+from pumpclinic.services.errors import DatabaseUnavailable
+from pumpclinic.services.patients import PatientService
+from pumpclinic.services.settings import SettingsService, ensure_settings
+from pumpclinic.services.users import UserService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything the GUI and the CLI may call, built around one context."""
+
+    context: ServiceContext
+    users: UserService
+    patients: PatientService
+    settings: SettingsService
+
+    def close(self) -> None:
+        bind = self.context.session_factory.kw.get("bind")
+        if bind is not None:
+            bind.dispose()
+
+
+def sync_catalogs(session: Session, reference: Reference) -> None:
+    """Add catalog entries new in the resource files; an admin's edits are kept."""
+    have_pumps = set(session.scalars(select(PumpModel.id)))
+    for spec in reference.pump_models:
+        if spec.id in have_pumps:
+            continue
+        session.add(
+            PumpModel(
+                id=spec.id,
+                manufacturer=spec.manufacturer,
+                name=spec.name,
+                model_number=spec.model_number,
+                kind=str(spec.kind),
+                reservoir_ml=spec.reservoir_ml,
+                low_reservoir_alarm_ml=spec.low_reservoir_alarm_ml,
+                flow_accuracy_pct=spec.flow_accuracy_pct,
+                max_flex_steps=spec.max_flex_steps,
+                battery_life_years=spec.battery_life_years,
+                eri_days_before_end=spec.eri_days_before_end,
+                constant_flow_ml_per_day=spec.constant_flow_ml_per_day,
+                pocket_fill_warning_ml=spec.pocket_fill_warning_ml,
+                plans_refill_with_boluses=spec.plans_refill_with_boluses,
+                active=True,
+            )
+        )
+    have_drugs = set(session.scalars(select(DrugProduct.id)))
+    for drug in reference.drug_products:
+        if drug.id in have_drugs:
+            continue
+        session.add(
+            DrugProduct(
+                id=drug.id,
+                name=drug.name,
+                concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
+                screening_only=drug.screening_only,
+                stability_days=drug.stability_days,
+                active=True,
+            )
+        )
+
+
+def open_clinic(
+    url: str,
+    reference: Reference,
+    *,
+    clock: Clock = system_clock,
+    database_label: str | None = None,
+    default_settings: ClinicSettingsData | None = None,
+) -> Services:
+    """Open (creating if needed) the clinic database at ``url`` and upgrade its schema."""
+    label = database_label or url
+    engine = make_engine(url)
+    try:
+        upgrade_schema(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise DatabaseUnavailable(f"Could not open the database {label}: {exc.orig}") from exc
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise DatabaseUnavailable(f"Could not upgrade the database {label}: {exc}") from exc
+    context = ServiceContext(
+        session_factory=make_session_factory(engine),
+        clock=clock,
+        reference=reference,
+        database_label=label,
+    )
+    with context.unit_of_work() as session:
+        sync_catalogs(session, reference)
+        ensure_settings(session, default_settings or ClinicSettingsData())
+    return Services(
+        context=context,
+        users=UserService(context),
+        patients=PatientService(context),
+        settings=SettingsService(context),
+    )

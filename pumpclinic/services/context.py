@@ -1,0 +1,72 @@
+"""What every service call needs, passed in: no global application object."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pumpclinic.domain.enums import Role
+from pumpclinic.domain.reference import Reference
+from pumpclinic.services.errors import DatabaseUnavailable
+
+Clock = Callable[[], dt.datetime]
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The signed-in user on whose behalf a service acts."""
+
+    user_id: int
+    username: str
+    full_name: str
+    role: Role
+    must_change_password: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceContext:
+    session_factory: sessionmaker[Session]
+    clock: Clock
+    reference: Reference
+    database_label: str
+
+    def now(self) -> dt.datetime:
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("the clock must return an aware datetime")
+        return now
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back whole on any error."""
+        session = self.session_factory()
+        try:
+            with session.begin():
+                yield session
+        except OperationalError as exc:
+            raise DatabaseUnavailable(_operational_message(exc, self.database_label)) from exc
+        finally:
+            session.close()
+
+
+def _operational_message(exc: OperationalError, database_label: str) -> str:
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        why = "the database is locked by another program; try again in a moment"
+    elif "readonly" in lowered or "read-only" in lowered:
+        why = "the database file is read-only"
+    elif "disk" in lowered and "full" in lowered:
+        why = "the disk is full"
+    else:
+        why = text
+    return f"Could not save or read {database_label}: {why}. Nothing was changed."

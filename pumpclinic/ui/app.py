@@ -1,0 +1,70 @@
+"""Starting the GUI: first run, sign-in, the main window."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from types import TracebackType
+
+from PySide6.QtWidgets import QApplication
+
+from pumpclinic.services.clinic import Services
+from pumpclinic.ui.errors import show_bug
+from pumpclinic.ui.login import ChangePasswordDialog, FirstRunDialog, LoginDialog
+from pumpclinic.ui.main_window import MainWindow
+from pumpclinic.ui.style import STYLESHEET
+
+log = logging.getLogger("pumpclinic")
+
+
+def make_application(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationName("PumpClinic")
+    app.setOrganizationName("PumpClinic")
+    app.setStyle("Fusion")
+    app.setStyleSheet(STYLESHEET)
+    return app
+
+
+def _excepthook(
+    kind: type[BaseException], error: BaseException, traceback: TracebackType | None
+) -> None:
+    # An exception escaping a Qt slot: log it and tell the user plainly, never a traceback.
+    log.error("uncaught exception", exc_info=(kind, error, traceback))
+    show_bug(QApplication.activeWindow(), error)
+
+
+def sign_in(
+    services: Services, prefill: tuple[str, str] | None = None, note: str = ""
+) -> MainWindow | None:
+    """Run the first-run/login dialogs; the main window, or None when the user gave up."""
+    if services.users.needs_first_admin():
+        first_run = FirstRunDialog(services)
+        if not first_run.exec() or first_run.actor is None:
+            return None
+        actor = first_run.actor
+    else:
+        settings, _version = services.settings.get()
+        username, password = prefill or ("", "")
+        login = LoginDialog(services, settings.clinic_name, username, password, note)
+        if not login.exec() or login.actor is None:
+            return None
+        actor = login.actor
+    if actor.must_change_password:
+        change = ChangePasswordDialog(services, actor, required=True)
+        if not change.exec():
+            return None
+        actor = change.actor
+    return MainWindow(services, actor)
+
+
+def run_gui(services: Services, prefill: tuple[str, str] | None = None, note: str = "") -> int:
+    app = make_application()
+    sys.excepthook = _excepthook
+    window = sign_in(services, prefill, note)
+    if window is None:
+        return 0
+    window.show()
+    return app.exec()

@@ -1,0 +1,251 @@
+"""The main window: navigation on the left, one page at a time, who and where below."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from pumpclinic.services.clinic import Services
+from pumpclinic.services.context import Actor
+from pumpclinic.ui.admin import AdminPage
+from pumpclinic.ui.bus import DataBus
+from pumpclinic.ui.errors import guarded
+from pumpclinic.ui.login import ChangePasswordDialog
+from pumpclinic.ui.patients import PatientsPage
+from pumpclinic.ui.widgets import banner, page_header, set_banner
+
+
+@dataclass(frozen=True)
+class PlannedPage:
+    key: str
+    title: str
+    subtitle: str
+    coming: tuple[str, ...]
+
+
+PLANNED_PAGES = {
+    "today": PlannedPage(
+        "today",
+        "Today",
+        "The clinic's day at a glance.",
+        (
+            "Today's refill appointments, with arrival and completion.",
+            "Patients in screening: the dose due, a countdown to “assess from” (dose + 4 h) "
+            "and “observation ends” (dose + 8 h).",
+            "Counts of overdue-refill alerts by severity.",
+        ),
+    ),
+    "refills": PlannedPage(
+        "refills",
+        "Refills",
+        "Book and record pump refills.",
+        (
+            "Each implanted pump's reservoir forecast: alarm date, empty date and refill due date.",
+            "A day view of refill slots within opening hours, proposing the latest safe slot.",
+            "Recording a refill with reconciliation of the aspirated residual, the pocket-fill "
+            "check and an independent double check by a second user.",
+        ),
+    ),
+    "screening": PlannedPage(
+        "screening",
+        "Screening",
+        "Plan and document the 50 / 75 / 100 mcg intrathecal test doses.",
+        (
+            "Trial planning within opening hours and observation-bed capacity, 24 h apart.",
+            "Recording each dose, observations (Ashworth, Penn, vitals) and adverse effects.",
+            "The clinician's response decision and the suggested starting daily dose.",
+        ),
+    ),
+    "alerts": PlannedPage(
+        "alerts",
+        "Alerts",
+        "Every patient whose pump is heading for empty, most dangerous first.",
+        (
+            "Refill due soon, overdue, past the low-reservoir alarm, and projected empty.",
+            "Contact attempts, do-not-contact flags and booking straight from an alert.",
+            "Printable overdue list, CSV export and calendar export.",
+        ),
+    ),
+}
+
+
+class PlannedPageWidget(QWidget):
+    """A page whose feature is not built yet: it says what will be there, shows no data."""
+
+    def __init__(self, page: PlannedPage, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(f"{page.key}Page")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 18, 24, 18)
+        layout.addWidget(page_header(page.title, page.subtitle))
+        info = banner(f"{page.key}Planned", "info")
+        set_banner(
+            info,
+            ["This page is not available yet. It will show:", *(f"•  {c}" for c in page.coming)],
+            "",
+        )
+        layout.addWidget(info)
+        layout.addStretch(1)
+
+
+NAVIGATION = (
+    ("today", "Today"),
+    ("patients", "Patients"),
+    ("refills", "Refills"),
+    ("screening", "Screening"),
+    ("alerts", "Alerts"),
+    ("admin", "Admin"),
+)
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        services: Services,
+        actor: Actor,
+        bus: DataBus | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.services = services
+        self.actor = actor
+        self.bus = bus or DataBus(self)
+        settings, _version = services.settings.get()
+        self.setWindowTitle(f"PumpClinic — {settings.clinic_name}")
+        self.resize(1280, 800)
+
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        sidebar = QWidget()
+        sidebar.setFixedWidth(200)
+        sidebar.setObjectName("sidebar")
+        sidebar_layout = QVBoxLayout(sidebar)
+        sidebar_layout.setContentsMargins(0, 0, 0, 0)
+        sidebar_layout.setSpacing(0)
+        brand = QLabel("PumpClinic")
+        brand.setObjectName("brand")
+        self.clinic_label = QLabel(settings.clinic_name)
+        self.clinic_label.setObjectName("brandSub")
+        self.clinic_label.setWordWrap(True)
+        sidebar_layout.addWidget(brand)
+        sidebar_layout.addWidget(self.clinic_label)
+        self.navigation = QListWidget()
+        self.navigation.setObjectName("navigation")
+        self.navigation.setAccessibleName("Navigation")
+        sidebar_layout.addWidget(self.navigation, 1)
+        row.addWidget(sidebar)
+
+        self.pages = QStackedWidget()
+        self.pages.setObjectName("pages")
+        row.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+
+        self.page_index: dict[str, int] = {}
+        for number, (key, title) in enumerate(NAVIGATION, start=1):
+            widget = self._make_page(key)
+            self.page_index[key] = self.pages.addWidget(widget)
+            item = QListWidgetItem(title)
+            item.setData(Qt.ItemDataRole.UserRole, key)
+            item.setToolTip(f"{title} (Ctrl+{number})")
+            self.navigation.addItem(item)
+            action = QAction(self)
+            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            action.triggered.connect(lambda _checked=False, k=key: self.show_page(k))
+            self.addAction(action)
+        self.navigation.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self._build_menu()
+        self._build_status_bar(settings.time_zone)
+        self.bus.changed.connect(self._on_changed)
+        self.show_page("admin" if actor.role.value == "admin" else "patients")
+
+    def _make_page(self, key: str) -> QWidget:
+        if key == "patients":
+            self.patients_page = PatientsPage(self.services, self.actor, self.bus)
+            return self.patients_page
+        if key == "admin":
+            self.admin_page = AdminPage(self.services, self.actor, self.bus)
+            return self.admin_page
+        return PlannedPageWidget(PLANNED_PAGES[key])
+
+    def show_page(self, key: str) -> None:
+        self.navigation.setCurrentRow(self.page_index[key])
+
+    def current_page_key(self) -> str:
+        item = self.navigation.currentItem()
+        return str(item.data(Qt.ItemDataRole.UserRole)) if item else ""
+
+    def _build_menu(self) -> None:
+        account = self.menuBar().addMenu("&Account")
+        change = account.addAction("Change &password…")
+        change.setObjectName("changePasswordAction")
+        change.triggered.connect(self.change_password)
+        account.addSeparator()
+        quit_action = account.addAction("&Quit")
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = help_menu.addAction("&About PumpClinic")
+        about.triggered.connect(self._about)
+
+    def _build_status_bar(self, time_zone: str) -> None:
+        bar = self.statusBar()
+        self.user_label = QLabel(f"Signed in: {self.actor.full_name} ({self.actor.username})")
+        self.user_label.setObjectName("statusUser")
+        self.role_label = QLabel(f"Role: {self.actor.role.label}")
+        self.role_label.setObjectName("statusRole")
+        self.zone_label = QLabel()
+        self.zone_label.setObjectName("statusZone")
+        self.database_label = QLabel(f"Database: {self.services.context.database_label}")
+        self.database_label.setObjectName("statusDatabase")
+        for label in (self.user_label, self.role_label, self.zone_label):
+            bar.addWidget(label)
+        bar.addPermanentWidget(self.database_label)
+        self._show_zone(time_zone)
+
+    def _show_zone(self, time_zone: str) -> None:
+        import zoneinfo
+
+        now = self.services.context.now().astimezone(zoneinfo.ZoneInfo(time_zone))
+        offset = now.strftime("%z")
+        self.zone_label.setText(f"Clinic time zone: {time_zone} (UTC{offset[:3]}:{offset[3:]})")
+
+    def _on_changed(self, entities: frozenset[str]) -> None:
+        if "settings" in entities:
+            settings = guarded(self, lambda: self.services.settings.get())
+            if settings is not None:
+                data, _version = settings
+                self.setWindowTitle(f"PumpClinic — {data.clinic_name}")
+                self.clinic_label.setText(data.clinic_name)
+                self._show_zone(data.time_zone)
+
+    def change_password(self) -> None:
+        dialog = ChangePasswordDialog(self.services, self.actor, required=False, parent=self)
+        if dialog.exec():
+            self.actor = dialog.actor
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About PumpClinic",
+            "PumpClinic keeps intrathecal baclofen pumps from running dry: reservoir "
+            "forecasts, refills, screening trials and overdue-refill alerts.\n\n"
+            f"Database: {self.services.context.database_label}\n"
+            f"Today: {dt.date.today():%d %b %Y}",
+        )
