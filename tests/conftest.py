@@ -90,6 +90,19 @@ def staff(services: Services, admin: Actor) -> Actor:
     return _user(services, admin, Role.STAFF, "stef", "Stef Frontdesk")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """Argon2 at the lowest cost in tests: same code path, a fraction of the time."""
+    from argon2 import PasswordHasher
+
+    from pumpclinic.services import users
+
+    production = users._hasher
+    users._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    users._hasher = production
+
+
 @pytest.fixture(autouse=True)
 def _non_blocking_message_boxes() -> Iterator[None]:
     from pumpclinic.ui.errors import set_non_blocking_messages

@@ -45,7 +45,7 @@ def _apply(row: ClinicSettings, data: ClinicSettingsData) -> None:
 
 
 def _read(session: Session, row: ClinicSettings) -> ClinicSettingsData:
-    holidays = session.execute(select(Holiday.day, Holiday.name).order_by(Holiday.day)).tuples()
+    holidays = session.execute(select(Holiday.day, Holiday.name).order_by(Holiday.day)).all()
     return ClinicSettingsData(
         clinic_name=row.clinic_name,
         time_zone=row.time_zone,

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -60,6 +59,7 @@ from pumpclinic.services.permissions import Permission, can
 from pumpclinic.services.users import UserRow
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded
+from pumpclinic.ui.style import DANGER
 from pumpclinic.ui.widgets import (
     FieldErrorLabels,
     banner,
@@ -77,12 +77,14 @@ ACCESS_MESSAGE = "Administration is for administrators: users, clinic settings a
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ROW_ROLE = Qt.ItemDataRole.UserRole
 
-_LOCAL_STYLE = """
-QLabel#fieldHelp { color: #52606d; font-size: 9pt; }
-QLabel#settingsStatus[state="saved"] { color: #1e7d32; font-weight: 600; }
-QLabel#settingsStatus[state="dirty"] { color: #7a4100; }
-QLabel#usersCount { color: #52606d; }
-QLabel#dialogIntro { color: #334e68; }
+_LOCAL_STYLE = f"""
+QTimeEdit[invalid="true"], QSpinBox[invalid="true"] {{ border: 2px solid {DANGER}; }}
+QTableView::item {{ padding-left: 6px; padding-right: 6px; }}
+QLabel#fieldHelp {{ color: #52606d; font-size: 9pt; }}
+QLabel#settingsStatus[state="saved"] {{ color: #1e7d32; font-weight: 600; }}
+QLabel#settingsStatus[state="dirty"] {{ color: #7a4100; }}
+QLabel#usersCount {{ color: #52606d; }}
+QLabel#dialogIntro {{ color: #334e68; }}
 """
 
 _DISABLED_FG = QBrush(QColor("#8a96a3"))
@@ -211,7 +213,7 @@ class _FormDialog(QDialog):
         self.setWindowTitle(title)
         self.setAccessibleName(title)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.setMinimumWidth(460)
+        self.setMinimumWidth(520)
         self.setStyleSheet(_LOCAL_STYLE)
         self.errors = FieldErrorLabels()
         self._layout = QVBoxLayout(self)
@@ -267,6 +269,12 @@ class _FormDialog(QDialog):
         first = next((e.field for e in errors if e.field in self.errors.fields()), None)
         if first is not None:
             self.errors.fields()[first].setFocus()
+        # A top-level window ignores height-for-width: grow it to fit wrapped messages.
+        layout = self.layout()
+        layout.activate()
+        needed = layout.totalHeightForWidth(self.width())
+        if needed > self.height():
+            self.resize(self.width(), needed)
 
     def submit(self) -> None:
         def attempt() -> bool:
@@ -390,7 +398,7 @@ class UsersTab(QWidget):
         _labelled(self.filter_edit, "Filter users", "usersFilterEdit")
         self.filter_edit.setPlaceholderText("Filter by name, username, role or status…")
         self.filter_edit.setClearButtonEnabled(True)
-        self.filter_edit.setMaximumWidth(360)
+        self.filter_edit.setMinimumWidth(320)
         self.filter_edit.textChanged.connect(self.proxy.setFilterFixedString)
         self.count_label = QLabel()
         self.count_label.setObjectName("usersCount")
@@ -639,9 +647,9 @@ def _group(title: str, object_name: str) -> tuple[QGroupBox, QFormLayout]:
     group = QGroupBox(title)
     group.setObjectName(object_name)
     form = QFormLayout(group)
-    form.setContentsMargins(12, 14, 12, 10)
+    form.setContentsMargins(10, 8, 10, 4)
     form.setHorizontalSpacing(14)
-    form.setVerticalSpacing(12)
+    form.setVerticalSpacing(8)
     form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
     form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
     return group, form
@@ -655,7 +663,6 @@ class SettingsTab(QWidget):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("settingsTab")
-        self.setStyleSheet(_LOCAL_STYLE)
         self._services = services
         self._actor = actor
         self._bus = bus
@@ -780,7 +787,7 @@ class SettingsTab(QWidget):
         cell = QWidget()
         column = QVBoxLayout(cell)
         column.setContentsMargins(0, 0, 0, 0)
-        column.setSpacing(3)
+        column.setSpacing(2)
         if grow:
             column.addWidget(widget)
         else:
@@ -805,7 +812,7 @@ class SettingsTab(QWidget):
             "Clinic &name:",
             "clinic_name",
             self.clinic_name_edit,
-            "Shown in the window title, on lists and on printed letters.",
+            "Shown in the window title and on printed lists and letters.",
             grow=True,
         )
         self._row(
@@ -813,7 +820,7 @@ class SettingsTab(QWidget):
             "&Time zone:",
             "time_zone",
             self.time_zone_combo,
-            "Dates and times are shown and scheduled in this zone. Type to search.",
+            "All dates and times are shown in this zone. Type to search.",
             grow=True,
         )
 
@@ -824,14 +831,14 @@ class SettingsTab(QWidget):
             "&Closes at:",
             "closes_at",
             self.closes_edit,
-            "Appointments must end by this time; must be after opening.",
+            "Appointments end by this time.",
         )
         self._row(
             form,
             "Open &weekdays:",
             "open_weekdays",
             self.weekdays_box,
-            "Days the clinic books appointments; due dates move back to an open day.",
+            "Days with appointments; due dates move back to an open day.",
             grow=True,
         )
 
@@ -864,7 +871,7 @@ class SettingsTab(QWidget):
             "Observation &beds:",
             "observation_beds",
             self.beds_spin,
-            "Screening patients who can be observed after a test dose at the same time.",
+            "Patients observed at the same time after a test dose.",
         )
 
         security, form = _group("Security", "settingsSecurityGroup")
@@ -873,18 +880,18 @@ class SettingsTab(QWidget):
             "Lock after &idle:",
             "idle_lock_minutes",
             self.idle_spin,
-            "The screen locks after this long without keyboard or mouse use.",
+            "The screen locks after this long without input.",
         )
 
         holidays = QGroupBox("Holidays")
         holidays.setObjectName("settingsHolidaysGroup")
         holidays_layout = QVBoxLayout(holidays)
-        holidays_layout.setContentsMargins(12, 14, 12, 10)
+        holidays_layout.setContentsMargins(10, 8, 10, 6)
         holidays_layout.setSpacing(8)
         holidays_layout.addWidget(
             _help(
                 "Closed dates: due dates and bookings avoid them. "
-                "Changes here are kept when you save the settings."
+                "Added or removed dates are kept when you save the settings."
             )
         )
         holidays_layout.addWidget(self.holidays_table, 1)
@@ -897,24 +904,27 @@ class SettingsTab(QWidget):
         holidays_layout.addLayout(add_row)
         holidays_layout.addWidget(self.errors.label_for("holidays", self.holidays_table))
 
-        columns = QGridLayout()
-        columns.setHorizontalSpacing(16)
-        columns.setVerticalSpacing(12)
-        columns.addWidget(clinic, 0, 0)
-        columns.addWidget(hours, 1, 0)
-        columns.addWidget(refills, 2, 0)
-        columns.addWidget(screening, 0, 1)
-        columns.addWidget(security, 1, 1)
-        columns.addWidget(holidays, 2, 1)
-        columns.setColumnStretch(0, 1)
-        columns.setColumnStretch(1, 1)
-        columns.setRowStretch(3, 1)
+        # Two independent columns, so the short groups on the right do not stretch to
+        # the height of their neighbours on the left.
+        left = QVBoxLayout()
+        left.setSpacing(8)
+        left.addWidget(clinic)
+        left.addWidget(hours)
+        left.addWidget(refills)
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.setSpacing(8)
+        right.addWidget(screening)
+        right.addWidget(security)
+        right.addWidget(holidays, 1)
 
         content = QWidget()
         content.setObjectName("settingsContent")
-        content_layout = QVBoxLayout(content)
-        content_layout.setContentsMargins(14, 4, 14, 8)
-        content_layout.addLayout(columns)
+        content_layout = QHBoxLayout(content)
+        content_layout.setContentsMargins(14, 0, 14, 4)
+        content_layout.setSpacing(16)
+        content_layout.addLayout(left, 1)
+        content_layout.addLayout(right, 1)
         scroll = QScrollArea()
         scroll.setObjectName("settingsScroll")
         scroll.setWidgetResizable(True)
@@ -1044,7 +1054,7 @@ class SettingsTab(QWidget):
             except ValidationFailed as failed:
                 leftover = self.errors.show(failed.errors)
                 set_banner(self.banner, leftover)
-                self._set_status("dirty", "Not saved: see the messages above")
+                self._set_status("dirty", "Not saved: correct the marked fields")
                 fields = self.errors.fields()
                 first = next((e.field for e in failed.errors if e.field in fields), None)
                 if first is not None:
@@ -1112,6 +1122,7 @@ class AdminPage(QWidget):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("adminPage")
+        self.setStyleSheet(_LOCAL_STYLE)
         self._services = services
         self._actor = actor
         self._bus = bus

@@ -1,0 +1,185 @@
+"""The schema: migrations match the models, SQLite pragmas, aware datetimes, CHECKs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from pumpclinic.db.engine import (
+    current_revision,
+    head_revision,
+    make_engine,
+    make_session_factory,
+    sqlite_url,
+    upgrade_schema,
+)
+from pumpclinic.db.models import Base, ClinicSettings, DoseProgram, ImplantedPump, Patient, User
+from pumpclinic.db.types import NaiveDatetimeError
+
+NOW = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    engine = make_engine(sqlite_url(tmp_path / "schema.sqlite3"))
+    upgrade_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_empty_database_migrates_to_head_and_matches_the_models(engine) -> None:
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    tables = set(inspect(engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+
+
+def test_upgrade_is_idempotent(engine) -> None:
+    upgrade_schema(engine)
+    assert current_revision(engine) == head_revision()
+
+
+def test_sqlite_uses_wal_and_foreign_keys(engine) -> None:
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def _patient(mrn: str = "MRN-1") -> Patient:
+    return Patient(
+        mrn=mrn,
+        family_name="Doe",
+        given_name="Jan",
+        date_of_birth=dt.date(1970, 5, 1),
+        spasticity_origin="spinal",
+        diagnosis="Spinal cord injury",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def test_naive_datetimes_are_refused(engine) -> None:
+    factory = make_session_factory(engine)
+    with factory() as session:
+        patient = _patient()
+        patient.created_at = dt.datetime(2026, 1, 1, 9, 0)  # naive
+        session.add(patient)
+        with pytest.raises(StatementError) as caught:
+            session.flush()
+        assert isinstance(caught.value.orig, NaiveDatetimeError)
+
+
+def test_aware_datetimes_round_trip_as_utc(engine) -> None:
+    factory = make_session_factory(engine)
+    paris = dt.timezone(dt.timedelta(hours=1))
+    with factory.begin() as session:
+        patient = _patient()
+        patient.created_at = dt.datetime(2026, 3, 29, 9, 30, tzinfo=paris)
+        session.add(patient)
+    with factory() as session:
+        stored = session.query(Patient).one().created_at
+    assert stored.tzinfo is not None
+    assert stored.utcoffset() == dt.timedelta(0)
+    assert stored == dt.datetime(2026, 3, 29, 8, 30, tzinfo=dt.UTC)
+
+
+def test_foreign_keys_are_enforced(engine) -> None:
+    factory = make_session_factory(engine)
+    with factory() as session:
+        session.add(
+            ImplantedPump(
+                patient_id=999,
+                pump_model_id="nope",
+                serial_number="X",
+                implanted_on=dt.date(2020, 1, 1),
+                reservoir_ml=20,
+                low_reservoir_alarm_ml=2,
+            )
+        )
+        with pytest.raises(IntegrityError):
+            session.flush()
+
+
+@pytest.mark.parametrize(
+    ("sql", "constraint"),
+    [
+        (
+            "INSERT INTO pump_models (id, manufacturer, name, model_number, kind, reservoir_ml, "
+            "low_reservoir_alarm_ml, flow_accuracy_pct, max_flex_steps, pocket_fill_warning_ml, "
+            "plans_refill_with_boluses, active) VALUES ('p', 'm', 'n', '', 'programmable', 20, "
+            "2, 150, 13, 1, 0, 1)",
+            "accuracy_range",
+        ),
+        (
+            "INSERT INTO pump_models (id, manufacturer, name, model_number, kind, reservoir_ml, "
+            "low_reservoir_alarm_ml, flow_accuracy_pct, max_flex_steps, pocket_fill_warning_ml, "
+            "plans_refill_with_boluses, active) VALUES ('p', 'm', 'n', '', 'programmable', 20, "
+            "25, 14.5, 13, 1, 0, 1)",
+            "alarm_within_reservoir",
+        ),
+        (
+            "INSERT INTO drug_products (id, name, concentration_mcg_per_ml, screening_only, "
+            "stability_days, active) VALUES ('d', 'n', 0, 0, 77, 1)",
+            "concentration_positive",
+        ),
+    ],
+)
+def test_check_constraints_refuse_impossible_values(engine, sql: str, constraint: str) -> None:
+    with engine.connect() as connection:
+        with pytest.raises(IntegrityError) as caught:
+            connection.execute(text(sql))
+        assert constraint in str(caught.value)
+
+
+def test_dose_program_refuses_negative_dose(engine) -> None:
+    factory = make_session_factory(engine)
+    with factory() as session:
+        session.add(
+            DoseProgram(
+                pump_id=1,
+                effective_from=NOW,
+                concentration_mcg_per_ml=500,
+                dose_mcg_per_day=-1,
+                created_at=NOW,
+            )
+        )
+        with pytest.raises(IntegrityError):
+            session.flush()
+
+
+def test_unknown_role_is_refused(engine) -> None:
+    factory = make_session_factory(engine)
+    with factory() as session:
+        session.add(
+            User(
+                username="x",
+                full_name="X",
+                role="superuser",
+                password_hash="h",
+                created_at=NOW,
+            )
+        )
+        with pytest.raises(IntegrityError):
+            session.flush()
+
+
+def test_settings_are_a_single_row(engine) -> None:
+    with engine.connect() as connection:
+        with pytest.raises(IntegrityError):
+            connection.execute(
+                text(
+                    "INSERT INTO clinic_settings (id, clinic_name, time_zone, opens_at, closes_at,"
+                    " open_weekdays, refill_safety_margin_days, due_soon_horizon_days,"
+                    " observation_beds, refill_slot_minutes, idle_lock_minutes, version)"
+                    " VALUES (2, 'c', 'UTC', '08:00:00', '18:00:00', '1', 7, 14, 2, 30, 15, 1)"
+                )
+            )
+    assert ClinicSettings.__table__.name == "clinic_settings"
