@@ -767,7 +767,11 @@ class SettingsTab(QWidget):
         self.status_label.setObjectName("settingsStatus")
         self.status_label.setAccessibleName("Settings save status")
         self.save_button = primary_button("&Save settings", "settingsSaveButton")
+        self.save_button.setToolTip("Save all clinic settings (Ctrl+S)")
         self.save_button.clicked.connect(self.save)
+        save_shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.Save), self)
+        save_shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        save_shortcut.activated.connect(self.save)
 
         self._build_layout()
         self._watch_edits()

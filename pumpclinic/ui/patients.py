@@ -205,10 +205,10 @@ class PatientsPage(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         layout.addWidget(self.table, 1)
 
-        QShortcut(QKeySequence.StandardKey.Find, self, activated=self._focus_search)
+        QShortcut(QKeySequence.StandardKey.Find, self, self._focus_search)
         if self.can_edit:
-            QShortcut(QKeySequence.StandardKey.New, self, activated=self.new_patient)
-        QShortcut(QKeySequence(Qt.Key.Key_Return), self.table, activated=self.edit_selected)
+            QShortcut(QKeySequence.StandardKey.New, self, self.new_patient)
+        QShortcut(QKeySequence(Qt.Key.Key_Return), self.table, self.edit_selected)
         bus.changed.connect(self._on_changed)
         self.refresh()
 
@@ -447,7 +447,7 @@ class PatientDialog(QDialog):
         self.save_button.setVisible(not self.read_only)
         buttons.addWidget(self.save_button)
         outer.addLayout(buttons)
-        QShortcut(QKeySequence.StandardKey.Save, self, activated=self.save)
+        QShortcut(QKeySequence.StandardKey.Save, self, self.save)
 
         if record is not None:
             self._load(record.data)
@@ -515,7 +515,8 @@ class PatientDialog(QDialog):
     def _date_of_birth(self) -> dt.date | None:
         if self.date_of_birth.date() == self.date_of_birth.minimumDate():
             return None
-        return self.date_of_birth.date().toPython()  # type: ignore[no-any-return]
+        qdate = self.date_of_birth.date()
+        return dt.date(qdate.year(), qdate.month(), qdate.day())
 
     def collect(self) -> PatientInput:
         return PatientInput(
@@ -549,7 +550,8 @@ class PatientDialog(QDialog):
         self.family_name.setText(data.family_name)
         self.given_name.setText(data.given_name)
         if data.date_of_birth is not None:
-            self.date_of_birth.setDate(QDate(data.date_of_birth))
+            born = data.date_of_birth
+            self.date_of_birth.setDate(QDate(born.year, born.month, born.day))
         self.sex.setCurrentIndex(max(0, self.sex.findData(data.sex)))
         self.origin.setCurrentIndex(max(0, self.origin.findData(data.spasticity_origin)))
         self.diagnosis.setText(data.diagnosis)
