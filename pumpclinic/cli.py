@@ -57,12 +57,18 @@ def _setup_logging() -> Path | None:
     return path_or_none
 
 
-def _add_database_options(parser: argparse.ArgumentParser) -> None:
+def _add_database_options(parser: argparse.ArgumentParser, *, subcommand: bool) -> None:
+    # On a subcommand the options default to "absent", so `pumpclinic --db X init` and
+    # `pumpclinic init --db X` mean the same.
+    default = argparse.SUPPRESS if subcommand else None
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, metavar="PATH", help="SQLite database file")
+    where.add_argument(
+        "--db", type=Path, metavar="PATH", default=default, help="SQLite database file"
+    )
     where.add_argument(
         "--database-url",
         metavar="URL",
+        default=default,
         help="SQLAlchemy URL of a database server, e.g. postgresql+psycopg://user@host/clinic",
     )
 
@@ -73,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="PumpClinic: intrathecal baclofen pump clinic. "
         "With no command, opens the application.",
     )
-    _add_database_options(parser)
+    _add_database_options(parser, subcommand=False)
     parser.add_argument(
         "--demo",
         action="store_true",
@@ -82,10 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     init = commands.add_parser("init", help="create or upgrade a clinic database")
-    _add_database_options(init)
+    _add_database_options(init, subcommand=True)
 
     demo = commands.add_parser("demo", help="create a demo clinic database")
-    _add_database_options(demo)
+    _add_database_options(demo, subcommand=True)
     demo.add_argument("--patients", type=int, default=36, help="number of patients (default 36)")
     demo.add_argument("--years", type=int, default=2, help="years of history (default 2)")
 
@@ -98,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _database(args: argparse.Namespace, demo: bool) -> tuple[str, str]:
     """The URL and a label for the status bar and messages."""
+    if args.db is not None and args.database_url:
+        raise CliError("give either --db or --database-url, not both")
     if args.database_url:
         return args.database_url, _redact(args.database_url)
     path: Path = args.db if args.db is not None else default_db_path(demo)
@@ -155,6 +163,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
 
+    if args.command is None:
+        return _run_gui(args)
     reference = load_reference()
     if args.command == "init":
         services = _open(args, reference, demo=False)
@@ -168,22 +178,27 @@ def _run(args: argparse.Namespace) -> int:
         _positive("--years", args.years, 30)
         services = _open(args, reference, demo=True)
         try:
-            summary = create_demo_clinic(
-                services.context, patients=args.patients, years=args.years
-            )
+            summary = create_demo_clinic(services.context, patients=args.patients, years=args.years)
         finally:
             services.close()
         print(f"Demo clinic created in {services.context.database_label}: {summary}")
         return 0
-    return _run_gui(args, reference)
+    raise CliError(f"unknown command {args.command}")
 
 
-def _run_gui(args: argparse.Namespace, reference: Reference) -> int:
-    from pumpclinic.ui.app import run_gui
+def _run_gui(args: argparse.Namespace) -> int:
+    from pumpclinic.ui.app import make_application, run_gui, show_startup_error
     from pumpclinic.ui.errors import set_log_path
 
     set_log_path(_setup_logging())
-    services = _open(args, reference, demo=args.demo)
+    make_application()
+    try:
+        reference = load_reference()
+        services = _open(args, reference, demo=args.demo)
+    except (CliError, ServiceError, ReferenceDataError) as error:
+        # Started from a desktop there is no terminal to read: say it in a window too.
+        show_startup_error(str(error))
+        raise
     try:
         prefill: tuple[str, str] | None = None
         note = ""

@@ -193,9 +193,7 @@ class PumpModel(Base):
             "low_reservoir_alarm_ml >= 0 AND low_reservoir_alarm_ml < reservoir_ml",
             name="alarm_within_reservoir",
         ),
-        CheckConstraint(
-            "flow_accuracy_pct > 0 AND flow_accuracy_pct < 100", name="accuracy_range"
-        ),
+        CheckConstraint("flow_accuracy_pct > 0 AND flow_accuracy_pct < 100", name="accuracy_range"),
         CheckConstraint(
             "max_flex_steps >= 0 AND max_flex_steps <= 24", name="max_flex_steps_range"
         ),
@@ -288,12 +286,8 @@ class DoseProgram(Base):
     __table_args__ = (
         one_of("mode", ProgramMode),
         CheckConstraint("concentration_mcg_per_ml > 0", name="concentration_positive"),
-        CheckConstraint(
-            "dose_mcg_per_day >= 0 AND dose_mcg_per_day <= 5000", name="dose_range"
-        ),
-        CheckConstraint(
-            "bolus_dose_mcg IS NULL OR bolus_dose_mcg > 0", name="bolus_dose_positive"
-        ),
+        CheckConstraint("dose_mcg_per_day >= 0 AND dose_mcg_per_day <= 5000", name="dose_range"),
+        CheckConstraint("bolus_dose_mcg IS NULL OR bolus_dose_mcg > 0", name="bolus_dose_positive"),
         CheckConstraint(
             "max_boluses_per_day >= 0 AND max_boluses_per_day <= 24", name="bolus_count_range"
         ),
@@ -331,9 +325,7 @@ class FlexStep(Base):
         CheckConstraint(
             "starts_at_minute >= 0 AND starts_at_minute < 1440", name="starts_at_minute_range"
         ),
-        CheckConstraint(
-            "rate_mcg_per_day >= 0 AND rate_mcg_per_day <= 5000", name="rate_range"
-        ),
+        CheckConstraint("rate_mcg_per_day >= 0 AND rate_mcg_per_day <= 5000", name="rate_range"),
         UniqueConstraint("program_id", "step_number"),
         UniqueConstraint("program_id", "starts_at_minute"),
     )
@@ -453,9 +445,7 @@ class ScreeningTrial(Base):
     created_at: Mapped[dt.datetime]
     version: Mapped[int] = mapped_column(Integer, default=1)
 
-    doses: Mapped[list[TestDose]] = relationship(
-        back_populates="trial", order_by="TestDose.number"
-    )
+    doses: Mapped[list[TestDose]] = relationship(back_populates="trial", order_by="TestDose.number")
 
     __mapper_args__ = {"version_id_col": version}
 

@@ -30,7 +30,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if not isinstance(value, dt.datetime):
             raise TypeError(f"expected a datetime, got {type(value).__name__}")
         if value.tzinfo is None or value.utcoffset() is None:
-            raise NaiveDatetimeError(f"naive datetime {value.isoformat()} refused: give a time zone")
+            raise NaiveDatetimeError(
+                f"naive datetime {value.isoformat()} refused: give a time zone"
+            )
         utc = value.astimezone(dt.UTC)
         if dialect.name == "sqlite":
             # SQLite has no zone type: store the UTC wall time, restored as UTC on read.

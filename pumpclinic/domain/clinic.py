@@ -70,7 +70,11 @@ def validate_settings(data: ClinicSettingsData) -> list[FieldError]:
     elif not data.open_weekdays <= set(ISO_WEEKDAY_NAMES):
         errors.append(FieldError("open_weekdays", "Open weekdays must be ISO days 1 to 7."))
     for name, label, (low, high) in (
-        ("refill_safety_margin_days", "Refill safety margin (days)", REFILL_SAFETY_MARGIN_DAYS_RANGE),
+        (
+            "refill_safety_margin_days",
+            "Refill safety margin (days)",
+            REFILL_SAFETY_MARGIN_DAYS_RANGE,
+        ),
         ("due_soon_horizon_days", "Due-soon horizon (days)", DUE_SOON_HORIZON_DAYS_RANGE),
         ("observation_beds", "Observation beds", OBSERVATION_BEDS_RANGE),
         ("refill_slot_minutes", "Refill slot (minutes)", REFILL_SLOT_MINUTES_RANGE),

@@ -66,7 +66,9 @@ APPOINTMENT_TRANSITIONS: dict[AppointmentStatus, frozenset[AppointmentStatus]] =
     AppointmentStatus.BOOKED: frozenset(
         {AppointmentStatus.ARRIVED, AppointmentStatus.CANCELLED, AppointmentStatus.NO_SHOW}
     ),
-    AppointmentStatus.ARRIVED: frozenset({AppointmentStatus.COMPLETED, AppointmentStatus.CANCELLED}),
+    AppointmentStatus.ARRIVED: frozenset(
+        {AppointmentStatus.COMPLETED, AppointmentStatus.CANCELLED}
+    ),
     AppointmentStatus.COMPLETED: frozenset(),
     AppointmentStatus.CANCELLED: frozenset(),
     AppointmentStatus.NO_SHOW: frozenset(),

@@ -209,8 +209,6 @@ def patient_warnings(
         )
     if breastfeeding:
         warnings.append(
-            PatientWarning(
-                "breastfeeding", "Breast-feeding: baclofen may pass into breast milk."
-            )
+            PatientWarning("breastfeeding", "Breast-feeding: baclofen may pass into breast milk.")
         )
     return warnings

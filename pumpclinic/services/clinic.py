@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pumpclinic.db.engine import make_engine, make_session_factory, upgrade_schema
@@ -85,7 +85,15 @@ def open_clinic(
 ) -> Services:
     """Open (creating if needed) the clinic database at ``url`` and upgrade its schema."""
     label = database_label or url
-    engine = make_engine(url)
+    try:
+        engine = make_engine(url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise DatabaseUnavailable(f"The database URL {label} is not valid: {exc}") from exc
+    except ImportError as exc:
+        raise DatabaseUnavailable(
+            f"The database driver for {label} is not installed ({exc.name}); "
+            "for PostgreSQL install PumpClinic with the 'postgresql' extra."
+        ) from exc
     try:
         upgrade_schema(engine)
     except OperationalError as exc:

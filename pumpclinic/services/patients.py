@@ -109,7 +109,9 @@ class PatientService:
                 ).all()
             )
             rows = []
-            for p in session.scalars(select(Patient).order_by(Patient.family_name, Patient.given_name)):
+            for p in session.scalars(
+                select(Patient).order_by(Patient.family_name, Patient.given_name)
+            ):
                 if p.id in pumps:
                     status = pumps[p.id]
                 elif p.id in trials:

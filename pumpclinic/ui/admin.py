@@ -59,7 +59,6 @@ from pumpclinic.services.permissions import Permission, can
 from pumpclinic.services.users import UserRow
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded
-from pumpclinic.ui.style import DANGER
 from pumpclinic.ui.widgets import (
     FieldErrorLabels,
     banner,
@@ -77,15 +76,6 @@ ACCESS_MESSAGE = "Administration is for administrators: users, clinic settings a
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ROW_ROLE = Qt.ItemDataRole.UserRole
 
-_LOCAL_STYLE = f"""
-QTimeEdit[invalid="true"], QSpinBox[invalid="true"] {{ border: 2px solid {DANGER}; }}
-QTableView::item {{ padding-left: 6px; padding-right: 6px; }}
-QLabel#fieldHelp {{ color: #52606d; font-size: 9pt; }}
-QLabel#settingsStatus[state="saved"] {{ color: #1e7d32; font-weight: 600; }}
-QLabel#settingsStatus[state="dirty"] {{ color: #7a4100; }}
-QLabel#usersCount {{ color: #52606d; }}
-QLabel#dialogIntro {{ color: #334e68; }}
-"""
 
 _DISABLED_FG = QBrush(QColor("#8a96a3"))
 
@@ -214,7 +204,6 @@ class _FormDialog(QDialog):
         self.setAccessibleName(title)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.setMinimumWidth(520)
-        self.setStyleSheet(_LOCAL_STYLE)
         self.errors = FieldErrorLabels()
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(18, 16, 18, 14)
@@ -1126,7 +1115,6 @@ class AdminPage(QWidget):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("adminPage")
-        self.setStyleSheet(_LOCAL_STYLE)
         self._services = services
         self._actor = actor
         self._bus = bus

@@ -6,7 +6,7 @@ import logging
 import sys
 from types import TracebackType
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from pumpclinic.services.clinic import Services
 from pumpclinic.ui.errors import show_bug
@@ -34,6 +34,12 @@ def _excepthook(
     # An exception escaping a Qt slot: log it and tell the user plainly, never a traceback.
     log.error("uncaught exception", exc_info=(kind, error, traceback))
     show_bug(QApplication.activeWindow(), error)
+
+
+def show_startup_error(message: str) -> None:
+    box = QMessageBox(QMessageBox.Icon.Critical, "PumpClinic cannot start", message)
+    box.setObjectName("startupErrorBox")
+    box.exec()
 
 
 def sign_in(

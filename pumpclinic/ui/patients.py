@@ -145,7 +145,9 @@ class PatientsPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 18, 24, 18)
         layout.addWidget(
-            page_header("Patients", "Everyone the clinic follows: search by name, MRN or diagnosis.")
+            page_header(
+                "Patients", "Everyone the clinic follows: search by name, MRN or diagnosis."
+            )
         )
         self.model = PatientTableModel(self)
         self.proxy = TextFilterProxy(self)
@@ -292,7 +294,9 @@ class PatientDialog(QDialog):
         if record is None:
             title = "New patient"
         else:
-            title = f"{record.data.family_name.upper()}, {record.data.given_name} — {record.data.mrn}"
+            title = (
+                f"{record.data.family_name.upper()}, {record.data.given_name} — {record.data.mrn}"
+            )
         self.setWindowTitle(title)
         self.resize(1040, 760)
         self.errors = FieldErrorLabels()
@@ -354,10 +358,10 @@ class PatientDialog(QDialog):
             self.origin.addItem(origin.label, origin.value)
         self.diagnosis = self._line("diagnosis", "Diagnosis", 300)
         self.sci = self._check("sci_at_or_above_t6", "Spinal cord injury at or above T6")
-        self.communication = self._check(
-            "communication_difficulties", "Communication difficulties"
+        self.communication = self._check("communication_difficulties", "Communication difficulties")
+        self.previous_withdrawal = self._check(
+            "previous_withdrawal", "Previous baclofen withdrawal"
         )
-        self.previous_withdrawal = self._check("previous_withdrawal", "Previous baclofen withdrawal")
         self.pregnant = self._check("pregnant", "Pregnant")
         self.breastfeeding = self._check("breastfeeding", "Breast-feeding")
         self.allergies = self._text("allergies", "Allergies")

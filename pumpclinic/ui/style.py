@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pumpclinic.reference_files import resources_dir
+
 ACCENT = "#1f5f8b"
 DANGER = "#b3261e"
 WARNING_BG = "#fff4e5"
 WARNING_FG = "#7a4100"
+
+_ICONS = (resources_dir() / "icons").as_posix()
 
 STYLESHEET = f"""
 QWidget {{ font-size: 10pt; }}
@@ -45,7 +49,29 @@ QPushButton[primary="true"]:hover {{ background: #184d72; }}
 QLineEdit, QComboBox, QDateEdit, QTimeEdit, QSpinBox, QPlainTextEdit {{
     padding: 3px 5px; border: 1px solid #bcccdc; border-radius: 3px; background: white;
 }}
+QSpinBox::up-button, QDateEdit::up-button, QTimeEdit::up-button {{
+    subcontrol-origin: border; subcontrol-position: top right; width: 18px;
+    border-left: 1px solid #d9e2ec; border-bottom: 1px solid #d9e2ec;
+}}
+QSpinBox::down-button, QDateEdit::down-button, QTimeEdit::down-button {{
+    subcontrol-origin: border; subcontrol-position: bottom right; width: 18px;
+    border-left: 1px solid #d9e2ec;
+}}
+QSpinBox::up-button:hover, QSpinBox::down-button:hover, QTimeEdit::up-button:hover,
+QTimeEdit::down-button:hover, QDateEdit::up-button:hover, QDateEdit::down-button:hover,
+QComboBox::drop-down:hover, QDateEdit::drop-down:hover {{ background: #eef4fa; }}
+QSpinBox::up-arrow, QDateEdit::up-arrow, QTimeEdit::up-arrow {{
+    image: url({_ICONS}/arrow-up.svg); width: 9px; height: 6px;
+}}
+QSpinBox::down-arrow, QDateEdit::down-arrow, QTimeEdit::down-arrow, QComboBox::down-arrow {{
+    image: url({_ICONS}/arrow-down.svg); width: 9px; height: 6px;
+}}
+QComboBox::drop-down, QDateEdit::drop-down {{
+    subcontrol-origin: padding; subcontrol-position: top right; width: 20px;
+    border-left: 1px solid #d9e2ec;
+}}
 QLineEdit[invalid="true"], QComboBox[invalid="true"], QDateEdit[invalid="true"],
+QTimeEdit[invalid="true"], QSpinBox[invalid="true"],
 QPlainTextEdit[invalid="true"] {{ border: 2px solid {DANGER}; }}
 #fieldError {{ color: {DANGER}; }}
 QLabel[banner="warning"] {{
@@ -65,4 +91,10 @@ QStatusBar {{ background: #eef2f6; color: #334e68; }}
 QStatusBar QLabel {{ padding: 0 8px; }}
 QTabWidget::pane {{ border: 1px solid #d9e2ec; background: white; }}
 QTabBar::tab {{ padding: 6px 14px; }}
+QTableView::item {{ padding-left: 6px; padding-right: 6px; }}
+QLabel#fieldHelp {{ color: #52606d; font-size: 9pt; }}
+QLabel#settingsStatus[state="saved"] {{ color: #1e7d32; font-weight: 600; }}
+QLabel#settingsStatus[state="dirty"] {{ color: #7a4100; }}
+QLabel#usersCount, QLabel#patientCount {{ color: #52606d; }}
+QLabel#dialogIntro {{ color: #334e68; }}
 """

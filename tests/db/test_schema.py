@@ -172,14 +172,13 @@ def test_unknown_role_is_refused(engine) -> None:
 
 
 def test_settings_are_a_single_row(engine) -> None:
-    with engine.connect() as connection:
-        with pytest.raises(IntegrityError):
-            connection.execute(
-                text(
-                    "INSERT INTO clinic_settings (id, clinic_name, time_zone, opens_at, closes_at,"
-                    " open_weekdays, refill_safety_margin_days, due_soon_horizon_days,"
-                    " observation_beds, refill_slot_minutes, idle_lock_minutes, version)"
-                    " VALUES (2, 'c', 'UTC', '08:00:00', '18:00:00', '1', 7, 14, 2, 30, 15, 1)"
-                )
+    with engine.connect() as connection, pytest.raises(IntegrityError):
+        connection.execute(
+            text(
+                "INSERT INTO clinic_settings (id, clinic_name, time_zone, opens_at, closes_at,"
+                " open_weekdays, refill_safety_margin_days, due_soon_horizon_days,"
+                " observation_beds, refill_slot_minutes, idle_lock_minutes, version)"
+                " VALUES (2, 'c', 'UTC', '08:00:00', '18:00:00', '1', 7, 14, 2, 30, 15, 1)"
             )
+        )
     assert ClinicSettings.__table__.name == "clinic_settings"

@@ -44,7 +44,9 @@ def test_refuses_bad_input() -> None:
     rate=st.floats(0.001, 5),
     days=st.floats(-10, 400),
 )
-def test_volume_is_never_negative_nor_above_the_fill(volume: float, rate: float, days: float) -> None:
+def test_volume_is_never_negative_nor_above_the_fill(
+    volume: float, rate: float, days: float
+) -> None:
     forecast = constant_rate_forecast(FILLED, volume, 2, rate)
     left = forecast.volume_at(FILLED + dt.timedelta(days=days))
     assert 0 <= left <= volume

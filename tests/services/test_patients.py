@@ -57,9 +57,7 @@ def test_edit_keeps_history_in_the_audit_log(services, nurse) -> None:
     )
     assert updated.version == record.version + 1
     with services.context.unit_of_work() as session:
-        entries = list(
-            session.scalars(select(AuditEntry).where(AuditEntry.entity == "patient"))
-        )
+        entries = list(session.scalars(select(AuditEntry).where(AuditEntry.entity == "patient")))
     assert [e.action for e in entries] == ["create", "update"]
     assert json.loads(entries[1].before_json)["diagnosis"] == "Multiple sclerosis"
     assert json.loads(entries[1].after_json)["diagnosis"] == "Spinal cord injury T4"
@@ -94,7 +92,12 @@ def test_removing_the_contact_and_codes(services, nurse) -> None:
         nurse,
         record.id,
         record.version,
-        data(contact_name="", contact_phone="", condition_codes=frozenset(), medicine_codes=frozenset()),
+        data(
+            contact_name="",
+            contact_phone="",
+            condition_codes=frozenset(),
+            medicine_codes=frozenset(),
+        ),
     )
     assert updated.data.contact_name == ""
     assert updated.data.condition_codes == frozenset()

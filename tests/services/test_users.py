@@ -110,7 +110,8 @@ def test_reset_password_unlocks_and_forces_a_change(services, admin, nurse) -> N
 def test_audit_never_holds_password_hashes(services, admin, nurse) -> None:
     with services.context.unit_of_work() as session:
         texts = [
-            (e.before_json or "") + (e.after_json or "") for e in session.scalars(select(AuditEntry))
+            (e.before_json or "") + (e.after_json or "")
+            for e in session.scalars(select(AuditEntry))
         ]
     assert texts
     assert not any("argon2" in t or "password_hash" in t for t in texts)

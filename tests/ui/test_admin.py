@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 from PySide6.QtCore import QModelIndex, Qt, QTime
-from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QTabWidget
+from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QTabWidget, QWidget
 
 from pumpclinic.domain.clinic import REFILL_SAFETY_MARGIN_DAYS_RANGE, ClinicSettingsData
 from pumpclinic.domain.enums import Role
@@ -65,6 +65,10 @@ def _click_user(qtbot, page: AdminPage, username: str) -> None:
             assert page.users_tab.selected_user().username == username
             return
     raise AssertionError(f"{username} is not in the users table")
+
+
+def _top(widget: QWidget) -> int:
+    return widget.mapToGlobal(widget.rect().topLeft()).y()
 
 
 def _open_new_user_dialog(qtbot, page: AdminPage) -> UserDialog:
@@ -209,8 +213,7 @@ def test_short_password_is_shown_under_the_password_and_the_dialog_stays_open(
     shown = [label for label in dialog.findChildren(QLabel, "fieldError") if label.isVisible()]
     assert [label.text() for label in shown] == [dialog.errors.message("password")]
     # The message sits between the password field and the confirmation field.
-    y_of = lambda widget: widget.mapTo(dialog, widget.rect().topLeft()).y()  # noqa: E731
-    assert y_of(dialog.password_edit) < y_of(shown[0]) < y_of(dialog.confirm_edit)
+    assert _top(dialog.password_edit) < _top(shown[0]) < _top(dialog.confirm_edit)
     assert "mpatel" not in _usernames(page)
     assert [u.username for u in services.users.list_users(admin)] == ["admin"]
 
