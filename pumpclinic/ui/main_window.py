@@ -24,6 +24,7 @@ from pumpclinic.services.context import Actor
 from pumpclinic.ui.admin import AdminPage
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded
+from pumpclinic.ui.idle_lock import IdleTimer, UnlockDialog
 from pumpclinic.ui.login import ChangePasswordDialog
 from pumpclinic.ui.patients import PatientsPage
 from pumpclinic.ui.widgets import banner, page_header, set_banner
@@ -173,6 +174,9 @@ class MainWindow(QMainWindow):
         self._build_menu()
         self._build_status_bar(settings.time_zone)
         self.bus.changed.connect(self._on_changed)
+        self.unlock_dialog: UnlockDialog | None = None
+        self.idle_timer = IdleTimer(settings.idle_lock_minutes, self)
+        self.idle_timer.idle.connect(self.lock)
         self.show_page("admin" if actor.role.value == "admin" else "patients")
 
     def _make_page(self, key: str) -> QWidget:
@@ -226,11 +230,34 @@ class MainWindow(QMainWindow):
         offset = now.strftime("%z")
         self.zone_label.setText(f"Clinic time zone: {time_zone} (UTC{offset[:3]}:{offset[3:]})")
 
+    # --- idle lock ----------------------------------------------------------------------
+
+    def is_locked(self) -> bool:
+        return self.unlock_dialog is not None
+
+    def lock(self) -> None:
+        """Hide every page behind the unlock dialog until the user's password is given."""
+        if self.is_locked():
+            return
+        self.idle_timer.pause()
+        self.centralWidget().setVisible(False)
+        dialog = UnlockDialog(self.services, self.actor, self)
+        dialog.accepted.connect(self._unlocked)
+        dialog.rejected.connect(self.close)
+        self.unlock_dialog = dialog
+        dialog.open()
+
+    def _unlocked(self) -> None:
+        self.unlock_dialog = None
+        self.centralWidget().setVisible(True)
+        self.idle_timer.resume()
+
     def _on_changed(self, entities: frozenset[str]) -> None:
         if "settings" in entities:
             settings = guarded(self, lambda: self.services.settings.get())
             if settings is not None:
                 data, _version = settings
+                self.idle_timer.set_minutes(data.idle_lock_minutes)
                 self.setWindowTitle(f"PumpClinic — {data.clinic_name}")
                 self.clinic_label.setText(data.clinic_name)
                 self._show_zone(data.time_zone)

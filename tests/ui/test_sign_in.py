@@ -88,3 +88,35 @@ def test_admin_starts_on_the_admin_page(qtbot, services, admin) -> None:
     window = MainWindow(services, admin)
     qtbot.addWidget(window)
     assert window.current_page_key() == "admin"
+
+
+def test_idle_window_locks_and_only_the_password_unlocks(qtbot, services, nurse) -> None:
+    window = MainWindow(services, nurse)
+    qtbot.addWidget(window)
+    window.show()
+    assert window.idle_timer.timer.interval() == 15 * 60_000  # the clinic default
+    window.idle_timer.set_minutes(0.002)  # 120 ms
+    qtbot.waitUntil(window.is_locked, timeout=3000)
+    assert not window.centralWidget().isVisible()
+    dialog = window.unlock_dialog
+    assert dialog is not None
+    qtbot.keyClicks(dialog.password, "wrong-pass-9")
+    dialog.ok_button.click()
+    assert window.is_locked()
+    assert "wrong password" in dialog.error_banner.text()
+    qtbot.keyClicks(dialog.password, PASSWORDS[Role.NURSE])
+    dialog.ok_button.click()
+    assert not window.is_locked()
+    assert window.centralWidget().isVisible()
+
+
+def test_activity_postpones_the_lock(qtbot, services, nurse) -> None:
+    window = MainWindow(services, nurse)
+    qtbot.addWidget(window)
+    window.show()
+    window.idle_timer.set_minutes(1 / 60)  # 1 s
+    for _ in range(8):  # 1.6 s of activity in all, never 1 s apart
+        qtbot.wait(200)
+        qtbot.keyClick(window.navigation, Qt.Key.Key_Down)
+    assert not window.is_locked()
+    qtbot.waitUntil(window.is_locked, timeout=3000)
