@@ -146,7 +146,8 @@ class PatientService:
         leaflet = self._ctx.reference.leaflet
         labels = {i.id: i.label for i in leaflet.interacting_medicines}
         labels.update({i.id: i.label for i in leaflet.cns_depressant_classes})
-        today = self._ctx.now().date()
+        with self._ctx.unit_of_work() as session:
+            today = self.today_in_clinic(session)
         return patient_warnings(
             data.date_of_birth,
             data.medicine_codes,

@@ -9,7 +9,7 @@ from PySide6.QtCore import QDate, Qt
 
 from pumpclinic.domain.patients import PatientInput
 from pumpclinic.ui.bus import DataBus
-from pumpclinic.ui.models import CheckListModel
+from pumpclinic.ui.models import CheckListModel, TextFilterProxy
 from pumpclinic.ui.patients import PatientDialog, PatientsPage, PatientTableModel
 
 
@@ -169,6 +169,10 @@ def test_models_pass_the_model_tester(qtmodeltester, services, nurse) -> None:
     model = PatientTableModel()
     model.set_rows(services.patients.list_patients(nurse))
     qtmodeltester.check(model)
+    proxy = TextFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.set_search_text("abbott")
+    qtmodeltester.check(proxy)
     checks = CheckListModel([("a", "Alpha"), ("b", "Beta")])
     checks.set_checked("b", True)
     qtmodeltester.check(checks)
