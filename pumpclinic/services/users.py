@@ -27,6 +27,11 @@ from pumpclinic.services.permissions import Permission, require
 _hasher = PasswordHasher()
 
 
+def hash_password(password: str) -> str:
+    """An argon2 hash of ``password`` (salted: two hashes of one password differ)."""
+    return _hasher.hash(password)
+
+
 @dataclass(frozen=True, slots=True)
 class UserRow:
     id: int
