@@ -260,6 +260,8 @@ class _FormDialog(QDialog):
             self.errors.fields()[first].setFocus()
         # A top-level window ignores height-for-width: grow it to fit wrapped messages.
         layout = self.layout()
+        if layout is None:
+            return
         layout.activate()
         needed = layout.totalHeightForWidth(self.width())
         if needed > self.height():

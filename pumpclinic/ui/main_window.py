@@ -130,7 +130,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"PumpClinic — {settings.clinic_name}")
         self.resize(1280, 800)
 
-        central = QWidget()
+        central = self.central = QWidget()
         row = QHBoxLayout(central)
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(0)
@@ -240,7 +240,7 @@ class MainWindow(QMainWindow):
         if self.is_locked():
             return
         self.idle_timer.pause()
-        self.centralWidget().setVisible(False)
+        self.central.setVisible(False)
         dialog = UnlockDialog(self.services, self.actor, self)
         dialog.accepted.connect(self._unlocked)
         dialog.rejected.connect(self.close)
@@ -249,7 +249,7 @@ class MainWindow(QMainWindow):
 
     def _unlocked(self) -> None:
         self.unlock_dialog = None
-        self.centralWidget().setVisible(True)
+        self.central.setVisible(True)
         self.idle_timer.resume()
 
     def _on_changed(self, entities: frozenset[str]) -> None:
