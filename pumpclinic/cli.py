@@ -7,11 +7,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import import_module
+from typing import NoReturn
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 import platformdirs
 
+from pumpclinic.commands import CommandError
 from pumpclinic.db.engine import sqlite_url
 from pumpclinic.domain.reference import Reference, ReferenceDataError
 from pumpclinic.reference_files import load_reference, resources_dir
@@ -22,8 +25,19 @@ APP_NAME = "PumpClinic"
 EXIT_USAGE = 2
 
 
-class CliError(Exception):
+class CliError(CommandError):
     """A problem with the command line or its inputs; the message is shown as is."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors as one ``error: ...`` line on stderr and exit status 2, like all others."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see: {self.prog} --help)\n")
+
+
+# Modules that add headless subcommands (see pumpclinic.commands).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def data_dir() -> Path:
@@ -74,7 +88,7 @@ def _add_database_options(parser: argparse.ArgumentParser, *, subcommand: bool) 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pumpclinic",
         description="PumpClinic: intrathecal baclofen pump clinic. "
         "With no command, opens the application.",
@@ -85,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="open the demo clinic (created on first use in its own database file)",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=ArgumentParser
+    )
 
     init = commands.add_parser("init", help="create or upgrade a clinic database")
     _add_database_options(init, subcommand=True)
@@ -99,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         "check-resources", help="validate the reference data files (pumps, drugs, leaflet)"
     )
     check.add_argument("--resources", type=Path, metavar="DIR", help="folder to check")
+    for module in COMMAND_MODULES:
+        import_module(module).add_parsers(commands)
     return parser
 
 
@@ -144,8 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except (CliError, ServiceError, ReferenceDataError) as error:
-        print(f"pumpclinic: error: {error}", file=sys.stderr)
+    except (CommandError, ServiceError, ReferenceDataError) as error:
+        print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -165,6 +183,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command is None:
         return _run_gui(args)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     reference = load_reference()
     if args.command == "init":
         services = _open(args, reference, demo=False)

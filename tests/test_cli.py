@@ -26,7 +26,7 @@ def test_check_resources_names_a_broken_file(tmp_path: Path, capsys) -> None:
     (folder / "pumps.json").write_text(json.dumps(pumps))
     assert main(["check-resources", "--resources", str(folder)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("pumpclinic: error: pumps.json")
+    assert err.startswith("error: pumps.json")
     assert "reservoir_ml" in err
     assert "Traceback" not in err
 
@@ -49,10 +49,13 @@ def test_demo_refuses_nonsense_sizes(tmp_path: Path, capsys) -> None:
     assert "--patients must be between 1 and" in capsys.readouterr().err
 
 
-def test_unknown_option_is_a_usage_error(capsys) -> None:
+def test_unknown_option_is_a_one_line_usage_error(capsys) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["--no-such-option"])
     assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unrecognized arguments: --no-such-option")
+    assert err.count("\n") == 1
 
 
 def test_database_option_before_or_after_the_command(tmp_path: Path) -> None:
