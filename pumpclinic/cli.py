@@ -8,9 +8,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from importlib import import_module
-from typing import NoReturn
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import NoReturn
 
 import platformdirs
 
@@ -99,9 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="open the demo clinic (created on first use in its own database file)",
     )
-    commands = parser.add_subparsers(
-        dest="command", metavar="COMMAND", parser_class=ArgumentParser
-    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
     init = commands.add_parser("init", help="create or upgrade a clinic database")
     _add_database_options(init, subcommand=True)
