@@ -223,14 +223,13 @@ def _run_gui(args: argparse.Namespace) -> int:
         note = ""
         if args.demo:
             from pumpclinic.services.demo import DEMO_USERS, create_demo_clinic, is_demo_populated
+            from pumpclinic.ui.login import demo_note
 
             if not is_demo_populated(services.context):
                 create_demo_clinic(services.context)
             nurse = next(u for u in DEMO_USERS if u.role.value == "nurse")
             prefill = (nurse.username, nurse.password)
-            note = "Demo clinic. Accounts: " + ", ".join(
-                f"{u.username} / {u.password} ({u.role.label})" for u in DEMO_USERS
-            )
+            note = demo_note(DEMO_USERS)
         return run_gui(services, prefill, note)
     finally:
         services.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import replace
 
 from PySide6.QtCore import Qt
@@ -21,9 +22,22 @@ from PySide6.QtWidgets import (
 from pumpclinic.domain.clinic import validate_settings
 from pumpclinic.services.clinic import Services
 from pumpclinic.services.context import Actor
+from pumpclinic.services.demo import DemoUser
 from pumpclinic.services.errors import AuthenticationFailed, ServiceError, ValidationFailed
 from pumpclinic.ui.errors import show_bug
 from pumpclinic.ui.widgets import FieldErrorLabels, banner, button, primary_button, set_banner
+
+
+def demo_note(users: Iterable[DemoUser]) -> str:
+    """The sign-in hint for the demo clinic: one account per line."""
+    lines = "".join(
+        f"<tr><td>{u.role.label}</td><td><b>{u.username}</b></td><td><tt>{u.password}</tt></td></tr>"
+        for u in users
+    )
+    return (
+        "Demo clinic with made-up patients. Sign in with any of these accounts:"
+        f"<table cellspacing='0' cellpadding='3' style='margin-top:4px'>{lines}</table>"
+    )
 
 
 def _line(name: str, accessible: str, password: bool = False) -> QLineEdit:

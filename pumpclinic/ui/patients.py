@@ -198,10 +198,13 @@ class PatientsPage(QWidget):
         header = self.table.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in enumerate((110, 200, 140, 75, 0, 200, 160)):
-            if width:
-                self.table.setColumnWidth(column, width)
-        # The diagnosis takes whatever room is left, so nothing scrolls sideways.
+        # Short, fixed-format columns fit their contents (judged on the first 200 rows);
+        # the diagnosis takes whatever room is left, so nothing scrolls sideways.
+        header.setResizeContentsPrecision(200)
+        for column in (0, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        for column, width in ((1, 170), (5, 185), (6, 170)):
+            self.table.setColumnWidth(column, width)
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.table.doubleClicked.connect(lambda _index: self.edit_selected())
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
@@ -411,6 +414,7 @@ class PatientDialog(QDialog):
         conditions = QGroupBox("Conditions (leaflet precautions)")
         conditions_layout = QVBoxLayout(conditions)
         self.conditions_view = self._check_list("conditions", self.conditions_model)
+        self.conditions_view.setMinimumHeight(180)  # all ten conditions without scrolling
         conditions_layout.addWidget(self.conditions_view)
         conditions_layout.addWidget(self.errors.label_for("conditions", self.conditions_view))
         grid.addWidget(conditions, 0, 1)
@@ -481,7 +485,7 @@ class PatientDialog(QDialog):
         widget.setObjectName(name)
         widget.setAccessibleName(accessible)
         widget.setTabChangesFocus(True)
-        widget.setFixedHeight(54)
+        widget.setFixedHeight(62)
         return widget
 
     def _check(self, name: str, text: str) -> QCheckBox:
@@ -499,8 +503,12 @@ class PatientDialog(QDialog):
         return view
 
     def _form(self, box: QGroupBox) -> QFormLayout:
-        form = QFormLayout(box)
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        outer = QVBoxLayout(box)
+        form = QFormLayout()
+        outer.addLayout(form)
+        outer.addStretch(1)  # rows stay together at the top when the box is taller
+        # Labels at the top of their row: rows grow when an error appears below a field.
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setVerticalSpacing(4)
         return form
@@ -512,6 +520,7 @@ class PatientDialog(QDialog):
         layout.setSpacing(1)
         layout.addWidget(widget)
         layout.addWidget(self.errors.label_for(field, widget))
+        layout.addStretch(1)
         form.addRow(label, column)
 
     # --- data ---------------------------------------------------------------------------
