@@ -6,7 +6,8 @@ import logging
 import sys
 from types import TracebackType
 
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from pumpclinic.services.clinic import Services
 from pumpclinic.ui.errors import show_bug
@@ -66,11 +67,23 @@ def sign_in(
     return MainWindow(services, actor)
 
 
+def fit_to_screen(window: QWidget) -> None:
+    """Open at 1280×800, or maximised where the screen is smaller (a 1366×768 laptop)."""
+    screen = window.screen() or QApplication.primaryScreen()
+    if screen is None:
+        return
+    available = screen.availableGeometry()
+    window.resize(min(1280, available.width()), min(800, available.height()))
+    if available.width() < 1300 or available.height() < 840:
+        window.setWindowState(window.windowState() | Qt.WindowState.WindowMaximized)
+
+
 def run_gui(services: Services, prefill: tuple[str, str] | None = None, note: str = "") -> int:
     app = make_application()
     sys.excepthook = _excepthook
     window = sign_in(services, prefill, note)
     if window is None:
         return 0
+    fit_to_screen(window)
     window.show()
     return app.exec()
