@@ -591,6 +591,8 @@ class ClinicSettings(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, default=1)
     clinic_name: Mapped[str] = mapped_column(String(200))
+    # Printed on patient cards: who to call when the pump alarms.
+    clinic_phone: Mapped[str] = mapped_column(String(50), default="", server_default="")
     time_zone: Mapped[str] = mapped_column(String(64))
     opens_at: Mapped[dt.time] = mapped_column(Time)
     closes_at: Mapped[dt.time] = mapped_column(Time)

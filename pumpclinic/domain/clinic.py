@@ -6,6 +6,7 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass, field
 
+from pumpclinic.domain.patients import PHONE_PATTERN
 from pumpclinic.domain.validation import FieldError, require_int_range, require_text
 
 ISO_WEEKDAY_NAMES = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
@@ -21,6 +22,7 @@ IDLE_LOCK_MINUTES_RANGE = (1, 240)
 @dataclass(frozen=True, slots=True)
 class ClinicSettingsData:
     clinic_name: str = "ITB Clinic"
+    clinic_phone: str = ""
     time_zone: str = "Europe/London"
     opens_at: dt.time = dt.time(8, 0)
     closes_at: dt.time = dt.time(18, 0)
@@ -53,6 +55,11 @@ def is_valid_time_zone(name: str) -> bool:
 def validate_settings(data: ClinicSettingsData) -> list[FieldError]:
     errors: list[FieldError] = []
     require_text(errors, "clinic_name", "Clinic name", data.clinic_name, 200)
+    phone = data.clinic_phone.strip()
+    if phone and not PHONE_PATTERN.match(phone):
+        errors.append(
+            FieldError("clinic_phone", "Clinic phone may hold only digits, spaces and + ( ) - .")
+        )
     if not is_valid_time_zone(data.time_zone):
         errors.append(
             FieldError("time_zone", f"Time zone '{data.time_zone}' is not an IANA zone name.")

@@ -12,9 +12,11 @@ from pumpclinic.db.engine import make_engine, make_session_factory, upgrade_sche
 from pumpclinic.db.models import DrugProduct, PumpModel
 from pumpclinic.domain.clinic import ClinicSettingsData
 from pumpclinic.domain.reference import Reference
+from pumpclinic.services.booking import BookingService
 from pumpclinic.services.context import Clock, ServiceContext, system_clock
 from pumpclinic.services.errors import DatabaseUnavailable
 from pumpclinic.services.patients import PatientService
+from pumpclinic.services.refills import RefillService
 from pumpclinic.services.settings import SettingsService, ensure_settings
 from pumpclinic.services.users import UserService
 
@@ -27,6 +29,8 @@ class Services:
     users: UserService
     patients: PatientService
     settings: SettingsService
+    refills: RefillService
+    booking: BookingService
 
     def close(self) -> None:
         bind = self.context.session_factory.kw.get("bind")
@@ -116,4 +120,6 @@ def open_clinic(
         users=UserService(context),
         patients=PatientService(context),
         settings=SettingsService(context),
+        refills=RefillService(context),
+        booking=BookingService(context),
     )

@@ -26,6 +26,11 @@ def ensure_settings(session: Session, defaults: ClinicSettingsData) -> ClinicSet
     return row
 
 
+def read_settings(session: Session) -> ClinicSettingsData:
+    """The clinic's settings inside an open unit of work."""
+    return _read(session, ensure_settings(session, ClinicSettingsData()))
+
+
 def clinic_zone(session: Session) -> zoneinfo.ZoneInfo:
     name = session.scalar(select(ClinicSettings.time_zone).where(ClinicSettings.id == 1))
     return zoneinfo.ZoneInfo(name or ClinicSettingsData().time_zone)
@@ -33,6 +38,7 @@ def clinic_zone(session: Session) -> zoneinfo.ZoneInfo:
 
 def _apply(row: ClinicSettings, data: ClinicSettingsData) -> None:
     row.clinic_name = data.clinic_name.strip()
+    row.clinic_phone = data.clinic_phone.strip()
     row.time_zone = data.time_zone
     row.opens_at = data.opens_at
     row.closes_at = data.closes_at
@@ -48,6 +54,7 @@ def _read(session: Session, row: ClinicSettings) -> ClinicSettingsData:
     holidays = session.execute(select(Holiday.day, Holiday.name).order_by(Holiday.day)).all()
     return ClinicSettingsData(
         clinic_name=row.clinic_name,
+        clinic_phone=row.clinic_phone,
         time_zone=row.time_zone,
         opens_at=row.opens_at,
         closes_at=row.closes_at,

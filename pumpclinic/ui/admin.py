@@ -666,6 +666,9 @@ class SettingsTab(QWidget):
         self.clinic_name_edit = QLineEdit()
         _labelled(self.clinic_name_edit, "Clinic name", "settingsClinicNameEdit")
         self.clinic_name_edit.setMaxLength(200)
+        self.clinic_phone_edit = QLineEdit()
+        _labelled(self.clinic_phone_edit, "Clinic phone", "settingsClinicPhoneEdit")
+        self.clinic_phone_edit.setMaxLength(50)
         self.time_zone_combo = QComboBox()
         _labelled(self.time_zone_combo, "Time zone", "settingsTimeZoneCombo")
         self.time_zone_combo.setEditable(True)
@@ -812,6 +815,14 @@ class SettingsTab(QWidget):
         )
         self._row(
             form,
+            "Clinic &phone:",
+            "clinic_phone",
+            self.clinic_phone_edit,
+            "Printed on patient cards: who to call when the pump alarms.",
+            grow=True,
+        )
+        self._row(
+            form,
             "&Time zone:",
             "time_zone",
             self.time_zone_combo,
@@ -951,6 +962,7 @@ class SettingsTab(QWidget):
 
     def _watch_edits(self) -> None:
         self.clinic_name_edit.textChanged.connect(self._on_edited)
+        self.clinic_phone_edit.textChanged.connect(self._on_edited)
         self.time_zone_combo.currentTextChanged.connect(self._on_edited)
         self.opens_edit.timeChanged.connect(self._on_edited)
         self.closes_edit.timeChanged.connect(self._on_edited)
@@ -977,6 +989,7 @@ class SettingsTab(QWidget):
         return replace(
             self._loaded,
             clinic_name=self.clinic_name_edit.text(),
+            clinic_phone=self.clinic_phone_edit.text(),
             time_zone=self.time_zone_combo.currentText().strip(),
             opens_at=_to_time(self.opens_edit.time()),
             closes_at=_to_time(self.closes_edit.time()),
@@ -989,6 +1002,7 @@ class SettingsTab(QWidget):
         self._loading = True
         try:
             self.clinic_name_edit.setText(data.clinic_name)
+            self.clinic_phone_edit.setText(data.clinic_phone)
             index = self.time_zone_combo.findText(data.time_zone)
             if index >= 0:
                 self.time_zone_combo.setCurrentIndex(index)

@@ -182,3 +182,30 @@ def test_settings_are_a_single_row(engine) -> None:
             )
         )
     assert ClinicSettings.__table__.name == "clinic_settings"
+
+
+def test_a_database_at_the_first_revision_upgrades_keeping_its_data(tmp_path: Path) -> None:
+    from alembic import command
+
+    from pumpclinic.db.engine import alembic_config
+
+    engine = make_engine(sqlite_url(tmp_path / "old.sqlite3"))
+    command.upgrade(alembic_config(engine), "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO clinic_settings (id, clinic_name, time_zone, opens_at, closes_at,"
+                " open_weekdays, refill_safety_margin_days, due_soon_horizon_days,"
+                " observation_beds, refill_slot_minutes, idle_lock_minutes, version)"
+                " VALUES (1, 'Old Clinic', 'UTC', '08:00:00', '18:00:00', '1,2', 5, 10, 1, 30,"
+                " 15, 3)"
+            )
+        )
+    upgrade_schema(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT clinic_name, clinic_phone, refill_safety_margin_days FROM clinic_settings")
+        ).one()
+    assert tuple(row) == ("Old Clinic", "", 5)
+    engine.dispose()

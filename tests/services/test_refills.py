@@ -1,0 +1,215 @@
+"""The refill visit through the services, on the ITB-FACTS worked examples."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+
+from pumpclinic.db.models import DoseProgram, Refill
+from pumpclinic.domain.enums import Role
+from pumpclinic.services.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
+from pumpclinic.services.refills import DoubleCheck, RefillInput
+from tests.conftest import NOW, PASSWORDS
+from tests.services.refill_fixtures import FILLED_AT, implanted_patient
+
+
+@pytest.fixture
+def patient(services, nurse, clinician):
+    return implanted_patient(services, nurse, clinician)
+
+
+def refill(pump_id: int, **changes: object) -> RefillInput:
+    base: dict[str, object] = {
+        "pump_id": pump_id,
+        "performed_at": NOW,
+        "aspirated_residual_ml": 8.0,
+        "drug_product_id": "baclofen-2000",
+        "lot_number": "LOT-B2",
+        "volume_added_ml": 20.0,
+        "dose_mcg_per_day": 400.0,
+    }
+    base.update(changes)
+    return RefillInput(**base)  # type: ignore[arg-type]
+
+
+def clinician_check(concentration: float = 2000, dose: float = 400) -> DoubleCheck:
+    return DoubleCheck("carl", PASSWORDS[Role.CLINICIAN], concentration, dose)
+
+
+def count(services, model) -> int:
+    with services.context.unit_of_work() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def test_overview_shows_the_worked_example(services, nurse, patient) -> None:
+    patient_id, _pump_id = patient
+    overview = services.refills.overview(nurse, patient_id)
+    card = overview.card
+    assert card is not None and card.program is not None
+    assert card.model_name == "SynchroMed II 20 mL"
+    assert card.program.dose_mcg_per_day == 400
+    assert card.program.dose_mcg_per_hour == pytest.approx(400 / 24)
+    assert card.program.daily_volume_ml == pytest.approx(0.2)
+    reservoir = overview.reservoir
+    assert reservoir is not None
+    assert reservoir.volume_now_ml == pytest.approx(8.0)
+    assert reservoir.forecast.alarm_at == FILLED_AT + dt.timedelta(days=90)
+    assert reservoir.forecast.empty_at == FILLED_AT + dt.timedelta(days=100)
+    # Stability (77 days: Sun 13 Dec) comes before alarm − 7 days (19 Dec): the latest open
+    # day on or before 13 Dec is Friday 11 Dec.
+    assert reservoir.forecast.refill_due == dt.date(2026, 12, 11)
+
+
+def test_expected_residual_before_aspiration(services, nurse, patient) -> None:
+    _patient_id, pump_id = patient
+    assert services.refills.expected_residual_ml(nurse, pump_id, NOW) == pytest.approx(8.0)
+
+
+def test_preview_reconciles_and_flags_the_worked_example(services, nurse, patient) -> None:
+    _patient_id, pump_id = patient
+    preview = services.refills.preview(nurse, refill(pump_id, aspirated_residual_ml=5.5))
+    rec = preview.reconciliation
+    assert rec is not None
+    assert rec.expected_residual_ml == pytest.approx(8.0)
+    assert rec.discrepancy_ml == pytest.approx(-2.5)
+    assert rec.delivery_error_pct == pytest.approx(20.8333, abs=1e-3)
+    assert rec.flags == {"discrepancy_over_2ml", "delivery_error_over_14_5_pct"}
+    assert rec.next_steps
+
+
+def test_record_refill_with_double_check(services, nurse, patient, clock) -> None:
+    patient_id, pump_id = patient
+    recorded = services.refills.record_refill(
+        nurse, refill(pump_id, aspirated_residual_ml=7.6), clinician_check()
+    )
+    assert recorded.refill.double_checked_by == "carl"
+    assert recorded.refill.performed_by == "nina"
+    assert recorded.refill.expected_residual_ml == pytest.approx(8.0)
+    assert not recorded.refill.flagged
+    assert recorded.forecast.alarm_at == NOW + dt.timedelta(days=90)
+    assert "Sweating" in recorded.card.withdrawal_signs
+    overview = services.refills.overview(nurse, patient_id)
+    assert overview.reservoir is not None
+    assert overview.reservoir.volume_now_ml == pytest.approx(20.0)
+    assert [r.id for r in overview.refills][0] == recorded.refill.id
+
+
+def test_double_check_mismatch_blocks_and_saves_nothing(services, nurse, patient) -> None:
+    _patient_id, pump_id = patient
+    before = count(services, Refill), count(services, DoseProgram)
+    with pytest.raises(ValidationFailed) as caught:
+        services.refills.record_refill(
+            nurse, refill(pump_id), clinician_check(concentration=2000, dose=40)
+        )
+    assert caught.value.for_field("check_dose")
+    assert not caught.value.for_field("check_concentration")
+    with pytest.raises(ValidationFailed) as caught:
+        services.refills.record_refill(nurse, refill(pump_id), clinician_check(concentration=500))
+    assert caught.value.for_field("check_concentration")
+    assert (count(services, Refill), count(services, DoseProgram)) == before
+
+
+def test_the_recorder_cannot_check_their_own_refill(services, nurse, patient) -> None:
+    _patient_id, pump_id = patient
+    own = DoubleCheck("nina", PASSWORDS[Role.NURSE], 2000, 400)
+    with pytest.raises(ValidationFailed, match="second person"):
+        services.refills.record_refill(nurse, refill(pump_id), own)
+
+
+def test_wrong_checker_password_is_refused(services, nurse, patient) -> None:
+    _patient_id, pump_id = patient
+    with pytest.raises(AuthenticationFailed):
+        services.refills.record_refill(
+            nurse, refill(pump_id), DoubleCheck("carl", "wrong-pass-1", 2000, 400)
+        )
+
+
+def test_staff_cannot_check_or_record(services, nurse, staff, patient) -> None:
+    _patient_id, pump_id = patient
+    with pytest.raises(PermissionDenied):
+        services.refills.record_refill(staff, refill(pump_id), clinician_check())
+    with pytest.raises(ValidationFailed, match="may not check"):
+        services.refills.record_refill(
+            nurse, refill(pump_id), DoubleCheck("stef", PASSWORDS[Role.STAFF], 2000, 400)
+        )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"volume_added_ml": 20.5}, "volume_added_ml", "cannot exceed the reservoir, 20 mL"),
+        ({"volume_added_ml": 0.0}, "volume_added_ml", "more than 0"),
+        ({"aspirated_residual_ml": -1.0}, "aspirated_residual_ml", "0 mL or more"),
+        ({"lot_number": " "}, "lot_number", "Lot number is required"),
+        ({"drug_product_id": "baclofen-50"}, "drug_product_id", "Choose the drug"),
+        ({"dose_mcg_per_day": 9600.0}, "dose_mcg_per_day", "between 0 and 3000"),
+        ({"performed_at": NOW + dt.timedelta(hours=1)}, "performed_at", "future"),
+        ({"performed_at": FILLED_AT - dt.timedelta(days=1)}, "performed_at", "after the last"),
+    ],
+)
+def test_bad_refill_input_names_the_field(
+    services, nurse, patient, changes: dict[str, object], field: str, words: str
+) -> None:
+    _patient_id, pump_id = patient
+    with pytest.raises(ValidationFailed) as caught:
+        services.refills.preview(nurse, refill(pump_id, **changes))
+    assert any(words in m for m in caught.value.for_field(field)), caught.value.errors
+
+
+def test_a_change_beyond_titration_bounds_needs_a_clinician(
+    services, nurse, admin, patient
+) -> None:
+    _patient_id, pump_id = patient
+    from tests.conftest import _user
+
+    _user(services, admin, Role.NURSE, "olga", "Olga Other-Nurse")
+    jump = refill(pump_id, dose_mcg_per_day=600.0)  # +50 %, spinal allows 30 %
+    preview = services.refills.preview(nurse, jump)
+    assert preview.needs_clinician
+    assert "30 %" in (preview.titration_warning or "")
+    nurse_check = DoubleCheck("olga", PASSWORDS[Role.NURSE], 2000, 600)
+    with pytest.raises(ValidationFailed) as caught:
+        services.refills.record_refill(nurse, jump, nurse_check)
+    assert caught.value.for_field("dose_mcg_per_day")
+    with pytest.raises(ValidationFailed) as caught:
+        services.refills.record_refill(nurse, jump, clinician_check(dose=600))
+    assert caught.value.for_field("change_reason")
+    recorded = services.refills.record_refill(
+        nurse,
+        refill(pump_id, dose_mcg_per_day=600.0, change_reason="Rebound spasticity, reviewed"),
+        clinician_check(dose=600),
+    )
+    assert recorded.forecast.daily_volume_ml == pytest.approx(0.3)
+
+
+def test_a_correction_is_a_new_entry_and_both_stay(services, nurse, patient) -> None:
+    patient_id, pump_id = patient
+    first = services.refills.record_refill(nurse, refill(pump_id), clinician_check())
+    corrected = services.refills.record_refill(
+        nurse,
+        refill(
+            pump_id,
+            volume_added_ml=18.0,
+            corrects_refill_id=first.refill.id,
+            notes="Volume added was 18 mL, not 20",
+        ),
+        clinician_check(),
+    )
+    overview = services.refills.overview(nurse, patient_id)
+    ids = {r.id: r for r in overview.refills}
+    assert ids[first.refill.id].corrected_by_id == corrected.refill.id
+    assert ids[corrected.refill.id].corrects_refill_id == first.refill.id
+    assert overview.reservoir is not None
+    assert overview.reservoir.volume_now_ml == pytest.approx(18.0)
+    with pytest.raises(ValidationFailed, match="already corrected"):
+        services.refills.preview(nurse, refill(pump_id, corrects_refill_id=first.refill.id))
+
+
+def test_pocket_fill_check_warns(services, nurse, patient) -> None:
+    _patient_id, pump_id = patient
+    preview = services.refills.preview(nurse, refill(pump_id, measured_after_ml=18.5))
+    assert preview.pocket_fill is not None and preview.pocket_fill.flagged
+    preview = services.refills.preview(nurse, refill(pump_id, measured_after_ml=19.5))
+    assert preview.pocket_fill is not None and not preview.pocket_fill.flagged
