@@ -93,7 +93,7 @@ def test_record_refill_with_double_check(services, nurse, patient, clock) -> Non
     overview = services.refills.overview(nurse, patient_id)
     assert overview.reservoir is not None
     assert overview.reservoir.volume_now_ml == pytest.approx(20.0)
-    assert [r.id for r in overview.refills][0] == recorded.refill.id
+    assert overview.refills[0].id == recorded.refill.id
 
 
 def test_double_check_mismatch_blocks_and_saves_nothing(services, nurse, patient) -> None:
