@@ -47,7 +47,7 @@ def is_valid_time_zone(name: str) -> bool:
         return False
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # 'Europe' is a folder
         return False
     return True
 

@@ -110,3 +110,16 @@ def test_warnings_for_interacting_medicine_and_age_under_4() -> None:
 
 def test_no_warning_for_a_four_year_old_without_interacting_medicines() -> None:
     assert patient_warnings(dt.date(2022, 11, 26), set(), {"codeine": "Codeine"}, TODAY) == []
+
+
+@pytest.mark.parametrize("name", ["Europe", "", " UTC", "Mars/Olympus", "../etc/passwd"])
+def test_invalid_time_zone_names(name: str) -> None:
+    from pumpclinic.domain.clinic import is_valid_time_zone
+
+    assert not is_valid_time_zone(name)
+
+
+def test_valid_time_zone_names() -> None:
+    from pumpclinic.domain.clinic import is_valid_time_zone
+
+    assert is_valid_time_zone("Europe/London") and is_valid_time_zone("UTC")
