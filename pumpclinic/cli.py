@@ -37,7 +37,11 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 # Modules that add headless subcommands (see pumpclinic.commands).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "pumpclinic.commands.screening",
+    "pumpclinic.commands.refills",
+    "pumpclinic.commands.importing",
+)
 
 
 def data_dir() -> Path:

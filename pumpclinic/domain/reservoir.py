@@ -15,7 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import pairwise
 from statistics import fmean
 from typing import Literal
 
@@ -141,7 +142,7 @@ class ProgramPeriod:
                 f"flex_steps: at most {MAX_FLEX_STEPS} steps a day ({len(self.flex_steps)})"
             )
         minutes = [step.starts_at_minute for step in self.flex_steps]
-        for earlier, later in zip(minutes, minutes[1:], strict=False):
+        for earlier, later in pairwise(minutes):
             if later <= earlier:
                 raise ValueError(
                     "flex_steps must be in increasing order of starts_at_minute, each time"
@@ -256,6 +257,9 @@ def volume_at(
     """Volume left at ``at``: the fill minus the programmed delivery, never below 0."""
     _require_fill(volume_ml, pump)
     _require_aware("at", at)
+    _require_aware("filled_at", filled_at)
+    if at.astimezone(dt.UTC) < filled_at.astimezone(dt.UTC):
+        raise ValueError(f"at ({at.isoformat()}) must not be before filled_at")
     left_ml = volume_ml - delivered_ml(filled_at, programs, pump, filled_at, at, zone)
     return min(pump.reservoir_ml, max(0.0, left_ml))
 
@@ -302,13 +306,15 @@ def volume_series(
     every rate change (program changes, flex steps) and on the alarm and empty times."""
     _require_fill(volume_ml, pump)
     start = filled_at.astimezone(dt.UTC)
-    empty_at = _crossing(filled_at, volume_ml, programs, pump, zone, threshold_ml=0.0)
+    (empty_at,) = _crossings(filled_at, volume_ml, programs, pump, zone, (0.0,))
     end = empty_at
     if until is not None:
         _require_aware("until", until)
         end = until.astimezone(dt.UTC) if end is None else min(end, until.astimezone(dt.UTC))
     if end is None:
-        end = start + dt.timedelta(days=DEFAULT_SERIES_HORIZON_DAYS)
+        end = _add_days(start, DEFAULT_SERIES_HORIZON_DAYS) or dt.datetime.max.replace(
+            tzinfo=dt.UTC
+        )
     if end < start:
         raise ValueError(f"until ({end.isoformat()}) must not be before filled_at")
     points = [(start, volume_ml)]
@@ -367,10 +373,9 @@ def forecast(
         raise ValueError(f"stability_days must be >= 1 ({stability_days})")
     start = filled_at.astimezone(dt.UTC)
     periods = _periods_since(filled_at, programs)
-    alarm_at = _crossing(
-        filled_at, volume_ml, programs, pump, local_zone, threshold_ml=pump.low_reservoir_alarm_ml
+    alarm_at, empty_at = _crossings(
+        filled_at, volume_ml, programs, pump, local_zone, (pump.low_reservoir_alarm_ml, 0.0)
     )
-    empty_at = _crossing(filled_at, volume_ml, programs, pump, local_zone, threshold_ml=0.0)
     stability_limit_at = None
     if stability_days is not None:
         stability_limit_at = _add_days(start, stability_days)
@@ -568,7 +573,7 @@ class PocketFillCheck:
     gap_ml: float
     limit_ml: float
     flagged: bool
-    warning: str | None = field(default=None)
+    warning: str | None = None
 
 
 def pocket_fill_check(
@@ -634,7 +639,7 @@ def _periods_since(
     fill = filled_at.astimezone(dt.UTC)
     ordered = sorted(programs, key=lambda program: program.effective_from.astimezone(dt.UTC))
     starts = [program.effective_from.astimezone(dt.UTC) for program in ordered]
-    for earlier, later in zip(starts, starts[1:], strict=False):
+    for earlier, later in pairwise(starts):
         if earlier == later:
             raise ValueError(f"programs: two start at the same time ({later.isoformat()})")
     in_force = [index for index, start in enumerate(starts) if start <= fill]
@@ -678,7 +683,7 @@ def _flex_segments(
     day = start.astimezone(zone).date() - dt.timedelta(days=1)
     rate_mcg_per_day: float | None = None
     cursor = start
-    while True:
+    while True:  # the caller stops at the end or a horizon
         for step in program.flex_steps:
             step_at = _wall_clock_instant(day, step.starts_at_minute, zone)
             if step_at > start:
@@ -692,6 +697,8 @@ def _flex_segments(
                 if end is not None and step_at >= end:
                     return
             rate_mcg_per_day = step.rate_mcg_per_day
+        if day >= dt.date.max - dt.timedelta(days=1):
+            return  # the end of the calendar
         day += dt.timedelta(days=1)
 
 
@@ -718,43 +725,48 @@ def _wall_clock_instant(day: dt.date, minute: int, zone: dt.tzinfo) -> dt.dateti
             high = middle
         else:
             low = middle
-    return high
+    # Offsets change on whole seconds: the one in (low, high].
+    return high.replace(microsecond=0)
 
 
-def _crossing(
+def _crossings(
     filled_at: dt.datetime,
     volume_ml: float,
     programs: Sequence[ProgramPeriod],
     pump: PumpSpec,
     zone: dt.tzinfo,
-    *,
-    threshold_ml: float,
-) -> dt.datetime | None:
-    """When the volume falls to ``threshold_ml`` (UTC), None if never (within the limit)."""
+    thresholds_ml: Sequence[float],
+) -> list[dt.datetime | None]:
+    """When the volume falls to each threshold (UTC), in one walk; None if never (within
+    ``MAX_FORECAST_DAYS``)."""
     start = filled_at.astimezone(dt.UTC)
-    to_deliver_ml = volume_ml - threshold_ml
-    if to_deliver_ml <= 0:
-        return start
-    horizon = start + dt.timedelta(days=MAX_FORECAST_DAYS)
-    delivered = 0.0
+    to_deliver_ml = [volume_ml - threshold_ml for threshold_ml in thresholds_ml]
+    found: list[dt.datetime | None] = [start if ml <= 0 else None for ml in to_deliver_ml]
+    pending = [index for index, ml in enumerate(to_deliver_ml) if ml > 0]
+    horizon = _add_days(start, MAX_FORECAST_DAYS) or dt.datetime.max.replace(tzinfo=dt.UTC)
+    delivered_ml = 0.0
     for segment in _segments(filled_at, programs, pump, zone):
-        if segment.start >= horizon:
-            return None
-        if segment.ml_per_day <= 0:
-            if segment.end is None:
-                return None
-            continue
+        if not pending or segment.start >= horizon:
+            break
+        segment_ml = None
         if segment.end is not None:
             segment_ml = segment.ml_per_day * _elapsed_days(segment.start, segment.end)
-            if delivered + segment_ml < to_deliver_ml:
-                delivered += segment_ml
+        for index in list(pending):
+            remaining_ml = to_deliver_ml[index] - delivered_ml
+            if segment.ml_per_day <= 0 or (segment_ml is not None and segment_ml < remaining_ml):
                 continue
-        days = (to_deliver_ml - delivered) / segment.ml_per_day
-        if segment.end is None and _elapsed_days(start, segment.start) + days > MAX_FORECAST_DAYS:
-            return None
-        crossing = segment.start + dt.timedelta(days=days)
-        return crossing if segment.end is None else min(crossing, segment.end)
-    return None  # pragma: no cover - the last segment is endless
+            days = remaining_ml / segment.ml_per_day
+            if _elapsed_days(start, segment.start) + days > MAX_FORECAST_DAYS:
+                continue
+            crossing = _add_days(segment.start, days)
+            if crossing is not None and segment.end is not None:
+                crossing = min(crossing, segment.end)
+            found[index] = crossing
+            pending.remove(index)
+        if segment_ml is None:
+            break
+        delivered_ml += segment_ml
+    return found
 
 
 # --- Small helpers -------------------------------------------------------------------------

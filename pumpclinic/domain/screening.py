@@ -391,10 +391,11 @@ def record_response(
             f"The response to dose {last.number} is already recorded ({last.response.value}{at})."
         )
     if _before(recorded_at, last.assess_from):
+        assess_from = last.assess_from.astimezone(zone)
         raise ScreeningRuleError(
-            f"The response to dose {last.number} can be recorded from"
-            f" {_when(last.assess_from.astimezone(zone))} ({_hours(state.protocol.assess_from_hours)}"
-            f" after the dose), not at {_when(recorded_at)}."
+            f"The response to dose {last.number} can be recorded from {_when(assess_from)}"
+            f" ({_hours(state.protocol.assess_from_hours)} after the dose), not at"
+            f" {_when(recorded_at)}."
         )
     answered = replace(last, response=DoseResponse(response), response_recorded_at=recorded_at)
     doses = (*state.doses[:-1], answered)
@@ -584,13 +585,14 @@ class _Slots:
     def obstacle(self, start: dt.datetime) -> str | None:
         """Why an observation starting at ``start`` cannot be held; None when it can."""
         zone = self.calendar.zone
+        start = _utc(start)
         local = start.astimezone(zone)
         end = (start + self.observe).astimezone(zone)
         day = local.date()
         window = self.calendar.opening_window(day)
         if window is None:
             if day in self.calendar.holidays:
-                return f"{_day(local)} is a clinic holiday, the clinic is closed"
+                return "it is a clinic holiday, the clinic is closed"
             return f"the clinic is closed on {local:%A}s"
         opens, closes = window
         if _before(start, opens):
@@ -644,9 +646,8 @@ class _Slots:
         if exact_first and self.obstacle(not_before) is None:
             return not_before
         for at in self.grid(not_before, days):
-            if at > not_before or not exact_first:
-                if self.obstacle(at) is None:
-                    return at
+            if (at > not_before or not exact_first) and self.obstacle(at) is None:
+                return at
         return None
 
 
@@ -747,9 +748,8 @@ def _reason(
             return ""
         tried = preferred if first_slot is None else first_slot
         why = slots.obstacle(tried) or "it is taken"
-        return f"{_short(tried.astimezone(zone))} is not possible: {why}; next allowed:" + (
-            f" {_short(local_found)}."
-        )
+        tried_local = tried.astimezone(zone)
+        return f"{_short(tried_local)} is not possible: {why}; next allowed: {_short(local_found)}."
     previous_local = previous.at.astimezone(zone)
     if previous_local.utcoffset() != local_preferred.utcoffset():
         lead = (

@@ -1,0 +1,152 @@
+"""Bringing a clinic's existing patient spreadsheet in: all rows or none."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pumpclinic.db.models import (
+    DoseProgram,
+    DrugProduct,
+    ImplantedPump,
+    Patient,
+    PumpModel,
+    Refill,
+    User,
+)
+from pumpclinic.domain.enums import AuditAction, ProgramMode, Role
+from pumpclinic.domain.importing import ImportRow, RowProblem
+from pumpclinic.services import audit
+from pumpclinic.services.context import Actor, ServiceContext
+from pumpclinic.services.errors import ServiceError
+
+IMPORT_USERNAME = "import"
+
+
+class ImportRejected(ServiceError):
+    """Some rows are invalid; nothing was imported."""
+
+    def __init__(self, problems: Sequence[RowProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(f"{len(self.problems)} problem(s); nothing was imported")
+
+
+def _import_actor(session: Session, now: dt.datetime) -> Actor:
+    """A system account that owns imported records; it can never sign in."""
+    user = session.scalar(select(User).where(User.username == IMPORT_USERNAME))
+    if user is None:
+        user = User(
+            username=IMPORT_USERNAME,
+            full_name="Spreadsheet import (system)",
+            role=Role.NURSE.value,
+            password_hash="!no-password",  # not an argon2 hash: verification always fails
+            active=False,
+            must_change_password=False,
+            failed_login_count=0,
+            created_at=now,
+        )
+        session.add(user)
+        session.flush()
+    return Actor(user.id, user.username, user.full_name, Role(user.role))
+
+
+def import_rows(context: ServiceContext, rows: Sequence[ImportRow]) -> int:
+    """Write every row in one transaction, or raise ImportRejected and write nothing."""
+    with context.unit_of_work() as session:
+        problems: list[RowProblem] = []
+        seen: dict[str, int] = {}
+        existing = set(
+            session.scalars(select(Patient.mrn).where(Patient.mrn.in_([r.mrn for r in rows])))
+        )
+        for row in rows:
+            if row.mrn in seen:
+                problems.append(
+                    RowProblem(
+                        row.line, f"mrn {row.mrn} is repeated (first on line {seen[row.mrn]})"
+                    )
+                )
+            seen.setdefault(row.mrn, row.line)
+            if row.mrn in existing:
+                problems.append(RowProblem(row.line, f"mrn {row.mrn} is already in the database"))
+        if problems:
+            raise ImportRejected(problems)
+        now = context.now()
+        actor = _import_actor(session, now)
+        models = {m.id: m for m in session.scalars(select(PumpModel))}
+        drugs = {
+            d.concentration_mcg_per_ml: d
+            for d in session.scalars(
+                select(DrugProduct).where(DrugProduct.screening_only.is_(False))
+            )
+        }
+        for row in rows:
+            model = models[row.pump_model_id]
+            drug = drugs[row.concentration_mcg_per_ml]
+            patient = Patient(
+                mrn=row.mrn,
+                family_name=row.family_name,
+                given_name=row.given_name,
+                date_of_birth=row.date_of_birth,
+                spasticity_origin=row.origin.value,
+                diagnosis="Not recorded (imported)",
+                notes=f"Imported from a spreadsheet (line {row.line}).",
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(patient)
+            session.flush()
+            pump = ImplantedPump(
+                patient_id=patient.id,
+                pump_model_id=model.id,
+                serial_number=f"IMPORTED-{row.mrn}",
+                # The spreadsheet has no implant date: the last refill stands in until edited.
+                implanted_on=row.last_refill_at.date(),
+                reservoir_ml=model.reservoir_ml,
+                low_reservoir_alarm_ml=model.low_reservoir_alarm_ml,
+                notes="Implant date and serial number not in the import.",
+            )
+            session.add(pump)
+            session.flush()
+            fill = Refill(
+                pump_id=pump.id,
+                performed_at=row.last_refill_at,
+                performed_by_id=actor.user_id,
+                drug_product_id=drug.id,
+                concentration_mcg_per_ml=row.concentration_mcg_per_ml,
+                aspirated_residual_ml=0.0,
+                volume_added_ml=row.volume_after_refill_ml,
+                volume_after_ml=row.volume_after_refill_ml,
+                notes="Imported: last refill from the spreadsheet",
+                created_at=now,
+            )
+            session.add(fill)
+            session.flush()
+            session.add(
+                DoseProgram(
+                    pump_id=pump.id,
+                    effective_from=row.last_refill_at,
+                    drug_product_id=drug.id,
+                    concentration_mcg_per_ml=row.concentration_mcg_per_ml,
+                    mode=ProgramMode.SIMPLE_CONTINUOUS.value,
+                    dose_mcg_per_day=row.dose_mcg_per_day,
+                    max_boluses_per_day=0,
+                    entered_by_id=actor.user_id,
+                    refill_id=fill.id,
+                    reason="Imported",
+                    created_at=now,
+                )
+            )
+            audit.record(
+                session,
+                actor=actor,
+                at=now,
+                action=AuditAction.CREATE,
+                entity="patient",
+                entity_id=patient.id,
+                patient_id=patient.id,
+                after={"imported_from_line": row.line, **audit.snapshot(patient)},
+            )
+        return len(rows)
