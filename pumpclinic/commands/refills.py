@@ -14,13 +14,19 @@ output are ISO 8601 in ``--tz`` with its offset; open days are Monday to Friday.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import math
 import zoneinfo
 from typing import Any
 
 from pumpclinic.commands import CommandError
+from pumpclinic.commands.options import (
+    DECIMALS,
+    fmt_number,
+    iso_in,
+    parse_number,
+    parse_time,
+    parse_zone,
+    print_json,
+)
 from pumpclinic.domain.calendar import ClinicCalendar
 from pumpclinic.domain.clinic import REFILL_SAFETY_MARGIN_DAYS_RANGE
 from pumpclinic.domain.reservoir import (
@@ -38,12 +44,7 @@ DEFAULT_TIME_ZONE = "UTC"
 DEFAULT_ALARM_ML = 2.0
 DEFAULT_RESERVOIR_ML = 40.0
 DEFAULT_MARGIN_DAYS = 7
-# Keeps time arithmetic away from datetime's limits (year 1 and 9999) and local mean time.
-FIRST_YEAR = 1900
-LAST_YEAR = 2999
 MAX_STABILITY_DAYS = 3650
-# Enough to show float noise away (0.6000000000000001) and keep every clinical digit.
-_DECIMALS = 4
 
 
 def add_parsers(subcommands: Any) -> None:
@@ -137,18 +138,20 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def forecast_command(args: argparse.Namespace) -> int:
-    zone = _zone(args.tz)
-    reservoir_ml = _number("--reservoir-ml", args.reservoir_ml, above=0)
-    alarm_ml = _number("--alarm-ml", args.alarm_ml, at_least=0)
+    zone = parse_zone(args.tz)
+    reservoir_ml = parse_number("--reservoir-ml", args.reservoir_ml, above=0)
+    alarm_ml = parse_number("--alarm-ml", args.alarm_ml, at_least=0)
     if alarm_ml >= reservoir_ml:
         raise CommandError(
-            f"--alarm-ml must be less than --reservoir-ml ({_num(reservoir_ml)} mL),"
+            f"--alarm-ml must be less than --reservoir-ml ({fmt_number(reservoir_ml)} mL),"
             f" got {args.alarm_ml!r}"
         )
     volume_ml = _fill_volume(args.volume_ml, reservoir_ml)
-    concentration = _number("--concentration-mcg-per-ml", args.concentration_mcg_per_ml, above=0)
-    dose = _number("--dose-mcg-per-day", args.dose_mcg_per_day, at_least=0)
-    filled_at = _time("--filled-at", args.filled_at, zone, args.tz)
+    concentration = parse_number(
+        "--concentration-mcg-per-ml", args.concentration_mcg_per_ml, above=0
+    )
+    dose = parse_number("--dose-mcg-per-day", args.dose_mcg_per_day, at_least=0)
+    filled_at = parse_time("--filled-at", args.filled_at, zone, args.tz)
     low, high = REFILL_SAFETY_MARGIN_DAYS_RANGE
     margin_days = _integer("--margin-days", args.margin_days, low, high)
     stability_days = None
@@ -169,29 +172,31 @@ def forecast_command(args: argparse.Namespace) -> int:
     except ValueError as error:  # what the checks above cannot see, e.g. a volume overflow
         raise CommandError(f"forecast: {error}") from None
     if args.json:
-        _print_json(_forecast_json(result, zone))
+        print_json(_forecast_json(result, zone))
         return 0
     _print_forecast(result, zone, volume_ml, alarm_ml, dose, concentration, margin_days)
     return 0
 
 
 def reconcile_command(args: argparse.Namespace) -> int:
-    zone = _zone(args.tz)
-    reservoir_ml = _number("--reservoir-ml", args.reservoir_ml, above=0)
+    zone = parse_zone(args.tz)
+    reservoir_ml = parse_number("--reservoir-ml", args.reservoir_ml, above=0)
     volume_ml = _fill_volume(args.volume_ml, reservoir_ml)
-    concentration = _number("--concentration-mcg-per-ml", args.concentration_mcg_per_ml, above=0)
-    dose = _number("--dose-mcg-per-day", args.dose_mcg_per_day, at_least=0)
-    aspirated_ml = _number("--aspirated-ml", args.aspirated_ml, at_least=0)
+    concentration = parse_number(
+        "--concentration-mcg-per-ml", args.concentration_mcg_per_ml, above=0
+    )
+    dose = parse_number("--dose-mcg-per-day", args.dose_mcg_per_day, at_least=0)
+    aspirated_ml = parse_number("--aspirated-ml", args.aspirated_ml, at_least=0)
     if aspirated_ml > reservoir_ml:
         raise CommandError(
-            f"--aspirated-ml must be at most --reservoir-ml ({_num(reservoir_ml)} mL),"
+            f"--aspirated-ml must be at most --reservoir-ml ({fmt_number(reservoir_ml)} mL),"
             f" got {args.aspirated_ml!r}"
         )
-    filled_at = _time("--filled-at", args.filled_at, zone, args.tz)
-    at = _time("--at", args.at, zone, args.tz)
+    filled_at = parse_time("--filled-at", args.filled_at, zone, args.tz)
+    at = parse_time("--at", args.at, zone, args.tz)
     if at < filled_at:
         raise CommandError(
-            f"--at ({_iso(at, zone)}) must not be before --filled-at ({_iso(filled_at, zone)})"
+            f"--at ({iso_in(at, zone)}) must not be before --filled-at ({iso_in(filled_at, zone)})"
         )
     # No alarm matters here; the default 2 mL must only fit a small --reservoir-ml.
     pump = PumpSpec(
@@ -203,69 +208,13 @@ def reconcile_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(f"reconcile: {error}") from None
     if args.json:
-        _print_json(_reconciliation_json(result))
+        print_json(_reconciliation_json(result))
         return 0
     _print_reconciliation(result)
     return 0
 
 
 # --- Input ---------------------------------------------------------------------------------
-
-
-def _zone(name: str) -> zoneinfo.ZoneInfo:
-    message = f"--tz: {name!r} is not an IANA time zone name (e.g. Europe/London)"
-    if not name or name != name.strip():
-        raise CommandError(message)
-    try:
-        return zoneinfo.ZoneInfo(name)
-    # A folder name such as 'Europe' raises IsADirectoryError.
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise CommandError(message) from None
-
-
-def _time(option: str, text: str, zone: zoneinfo.ZoneInfo, zone_name: str) -> dt.datetime:
-    """An ISO 8601 time; one without an offset is a wall-clock time in ``zone``."""
-    try:
-        parsed = dt.datetime.fromisoformat(text.strip())
-    except ValueError as error:
-        raise CommandError(
-            f"{option}: {text!r} is not a valid ISO 8601 date and time ({error}); e.g."
-            " 2026-01-05T09:00 or 2026-01-05T09:00+00:00"
-        ) from None
-    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
-        raise CommandError(
-            f"{option}: the year must be between {FIRST_YEAR} and {LAST_YEAR}, got {parsed.year}"
-        )
-    if parsed.tzinfo is not None:
-        return parsed.astimezone(dt.UTC)
-    first = parsed.replace(tzinfo=zone, fold=0)
-    second = parsed.replace(tzinfo=zone, fold=1)
-    if first.utcoffset() != second.utcoffset():
-        round_trip = first.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
-        if round_trip != parsed:
-            raise CommandError(
-                f"{option}: {text} does not exist in {zone_name} (the clocks go forward then)"
-            )
-        raise CommandError(
-            f"{option}: {text} happens twice in {zone_name} (the clocks go back then); add the"
-            f" offset, e.g. {first.isoformat(timespec='minutes')} or"
-            f" {second.isoformat(timespec='minutes')}"
-        )
-    return first.astimezone(dt.UTC)
-
-
-def _number(
-    option: str, text: str, *, above: float | None = None, at_least: float | None = None
-) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if above is not None and not (math.isfinite(value) and value > above):
-        raise CommandError(f"{option} must be a number greater than {above:g}, got {text!r}")
-    if at_least is not None and not (math.isfinite(value) and value >= at_least):
-        raise CommandError(f"{option} must be a number of {at_least:g} or more, got {text!r}")
-    return value
 
 
 def _integer(option: str, text: str, low: int, high: int) -> int:
@@ -282,10 +231,11 @@ def _integer(option: str, text: str, low: int, high: int) -> int:
 
 
 def _fill_volume(text: str, reservoir_ml: float) -> float:
-    volume_ml = _number("--volume-ml", text, at_least=0)
+    volume_ml = parse_number("--volume-ml", text, at_least=0)
     if volume_ml > reservoir_ml:
         raise CommandError(
-            f"--volume-ml must be at most --reservoir-ml ({_num(reservoir_ml)} mL), got {text!r}"
+            f"--volume-ml must be at most --reservoir-ml ({fmt_number(reservoir_ml)} mL),"
+            f" got {text!r}"
         )
     return volume_ml
 
@@ -297,9 +247,9 @@ def _forecast_json(result: Forecast, zone: zoneinfo.ZoneInfo) -> dict[str, objec
     return {
         "daily_volume_ml": _round(result.daily_volume_ml),
         "days_to_alarm": _round(result.days_to_alarm),
-        "alarm_at": _iso(result.alarm_at, zone),
-        "empty_at": _iso(result.empty_at, zone),
-        "stability_limit_at": _iso(result.stability_limit_at, zone),
+        "alarm_at": iso_in(result.alarm_at, zone),
+        "empty_at": iso_in(result.empty_at, zone),
+        "stability_limit_at": iso_in(result.stability_limit_at, zone),
         "refill_due": None if result.refill_due is None else result.refill_due.isoformat(),
     }
 
@@ -326,20 +276,20 @@ def _print_forecast(
     margin_days: int,
 ) -> None:
     print(
-        f"Daily volume: {_num(result.daily_volume_ml)} mL/day ({_num(dose)} mcg/day ="
-        f" {_num(mcg_per_hour(dose))} mcg/hour at {_num(concentration)} mcg/mL);"
-        f" {_num(volume_ml)} mL in the pump."
+        f"Daily volume: {fmt_number(result.daily_volume_ml)} mL/day ({fmt_number(dose)} mcg/day ="
+        f" {fmt_number(mcg_per_hour(dose))} mcg/hour at {fmt_number(concentration)} mcg/mL);"
+        f" {fmt_number(volume_ml)} mL in the pump."
     )
     if result.alarm_at is None or result.days_to_alarm is None:
         print("Low-reservoir alarm: never at this dose.")
     else:
         print(
-            f"Low-reservoir alarm ({_num(alarm_ml)} mL): {_iso(result.alarm_at, zone)},"
-            f" {_num(result.days_to_alarm, 1)} days after the fill."
+            f"Low-reservoir alarm ({fmt_number(alarm_ml)} mL): {iso_in(result.alarm_at, zone)},"
+            f" {fmt_number(result.days_to_alarm, 1)} days after the fill."
         )
-    print(f"Empty: {_iso(result.empty_at, zone) or 'never at this dose'}.")
+    print(f"Empty: {iso_in(result.empty_at, zone) or 'never at this dose'}.")
     if result.stability_limit_at is not None:
-        print(f"Stability limit: {_iso(result.stability_limit_at, zone)}.")
+        print(f"Stability limit: {iso_in(result.stability_limit_at, zone)}.")
     if result.refill_due is None:
         print("Refill due: no date (nothing is pumped and no stability limit).")
     else:
@@ -356,11 +306,11 @@ def _print_forecast(
 
 def _print_reconciliation(result: Reconciliation) -> None:
     print(
-        f"Expected residual: {_num(result.expected_residual_ml)} mL"
-        f" ({_num(result.delivered_expected_ml)} mL programmed since the fill)."
+        f"Expected residual: {fmt_number(result.expected_residual_ml)} mL"
+        f" ({fmt_number(result.delivered_expected_ml)} mL programmed since the fill)."
     )
     print(
-        f"Aspirated: {_num(result.aspirated_ml)} mL; discrepancy"
+        f"Aspirated: {fmt_number(result.aspirated_ml)} mL; discrepancy"
         f" {_signed(result.discrepancy_ml)} mL (aspirated − expected)."
     )
     if result.delivery_error_pct is None:
@@ -379,30 +329,14 @@ def _print_reconciliation(result: Reconciliation) -> None:
         print(f"  - {step}")
 
 
-def _iso(at: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> str | None:
-    """ISO 8601 in the clinic's zone, to the nearest second."""
-    if at is None:
-        return None
-    rounded = at.astimezone(dt.UTC) + dt.timedelta(microseconds=500_000)
-    return rounded.replace(microsecond=0).astimezone(zone).isoformat(timespec="seconds")
-
-
 def _round(value: float | None) -> float | None:
     if value is None:
         return None
-    return round(value, _DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return round(value, DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def _num(value: float, decimals: int = _DECIMALS) -> str:
-    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
-
-
-def _signed(value: float, decimals: int = _DECIMALS) -> str:
-    text = _num(abs(value), decimals)
+def _signed(value: float, decimals: int = DECIMALS) -> str:
+    text = fmt_number(abs(value), decimals)
     if text == "0":
         return "0"
     return ("+" if value > 0 else "−") + text
-
-
-def _print_json(document: dict[str, object]) -> None:
-    print(json.dumps(document, ensure_ascii=False))
