@@ -9,19 +9,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pumpclinic.db.models import (
-    DoseProgram,
     DrugProduct,
-    ImplantedPump,
     Patient,
     PumpModel,
-    Refill,
     User,
 )
-from pumpclinic.domain.enums import AuditAction, ProgramMode, Role
+from pumpclinic.domain.enums import AuditAction, Role
 from pumpclinic.domain.importing import ImportRow, RowProblem
 from pumpclinic.services import audit
 from pumpclinic.services.context import Actor, ServiceContext
 from pumpclinic.services.errors import ServiceError
+from pumpclinic.services.refills import NewPump, add_pump_with_fill
 
 IMPORT_USERNAME = "import"
 
@@ -83,8 +81,6 @@ def import_rows(context: ServiceContext, rows: Sequence[ImportRow]) -> int:
             )
         }
         for row in rows:
-            model = models[row.pump_model_id]
-            drug = drugs[row.concentration_mcg_per_ml]
             patient = Patient(
                 mrn=row.mrn,
                 family_name=row.family_name,
@@ -98,46 +94,27 @@ def import_rows(context: ServiceContext, rows: Sequence[ImportRow]) -> int:
             )
             session.add(patient)
             session.flush()
-            pump = ImplantedPump(
-                patient_id=patient.id,
-                pump_model_id=model.id,
-                serial_number=f"IMPORTED-{row.mrn}",
-                # The spreadsheet has no implant date: the last refill stands in until edited.
-                implanted_on=row.last_refill_at.date(),
-                reservoir_ml=model.reservoir_ml,
-                low_reservoir_alarm_ml=model.low_reservoir_alarm_ml,
-                notes="Implant date and serial number not in the import.",
-            )
-            session.add(pump)
-            session.flush()
-            fill = Refill(
-                pump_id=pump.id,
-                performed_at=row.last_refill_at,
-                performed_by_id=actor.user_id,
-                drug_product_id=drug.id,
-                concentration_mcg_per_ml=row.concentration_mcg_per_ml,
-                aspirated_residual_ml=0.0,
-                volume_added_ml=row.volume_after_refill_ml,
-                volume_after_ml=row.volume_after_refill_ml,
-                notes="Imported: last refill from the spreadsheet",
-                created_at=now,
-            )
-            session.add(fill)
-            session.flush()
-            session.add(
-                DoseProgram(
-                    pump_id=pump.id,
-                    effective_from=row.last_refill_at,
-                    drug_product_id=drug.id,
-                    concentration_mcg_per_ml=row.concentration_mcg_per_ml,
-                    mode=ProgramMode.SIMPLE_CONTINUOUS.value,
+            add_pump_with_fill(
+                session,
+                NewPump(
+                    patient_id=patient.id,
+                    model=models[row.pump_model_id],
+                    serial_number=f"IMPORTED-{row.mrn}",
+                    # No implant date in the spreadsheet: the last refill stands in.
+                    implanted_on=row.last_refill_at.date(),
+                    battery_replace_by=None,
+                    filled_at=row.last_refill_at,
+                    drug=drugs[row.concentration_mcg_per_ml],
+                    lot_number="",
+                    volume_ml=row.volume_after_refill_ml,
                     dose_mcg_per_day=row.dose_mcg_per_day,
-                    max_boluses_per_day=0,
-                    entered_by_id=actor.user_id,
-                    refill_id=fill.id,
-                    reason="Imported",
-                    created_at=now,
-                )
+                    by_user_id=actor.user_id,
+                    checked_by_user_id=None,
+                    pump_notes="Implant date and serial number not in the import.",
+                    fill_notes="Imported: last refill from the spreadsheet",
+                    program_reason="Imported",
+                ),
+                now,
             )
             audit.record(
                 session,

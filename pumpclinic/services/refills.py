@@ -118,6 +118,18 @@ class ReservoirView:
 
 
 @dataclass(frozen=True, slots=True)
+class PumpModelChoice:
+    """A catalog pump model offered for a new implant."""
+
+    id: str
+    name: str
+    manufacturer: str
+    reservoir_ml: float
+    low_reservoir_alarm_ml: float
+    drug_products: tuple[tuple[str, str, float], ...]  # (id, name, concentration mcg/mL)
+
+
+@dataclass(frozen=True, slots=True)
 class RefillRow:
     id: int
     performed_at: dt.datetime
@@ -278,6 +290,81 @@ def current_fill(pump: ImplantedPump) -> Refill | None:
     return max(valid, key=lambda r: (r.performed_at, r.id), default=None)
 
 
+@dataclass(frozen=True, slots=True)
+class NewPump:
+    """An implanted pump with the fill it holds and its program, as first recorded."""
+
+    patient_id: int
+    model: PumpModel
+    serial_number: str
+    implanted_on: dt.date
+    battery_replace_by: dt.date | None
+    filled_at: dt.datetime
+    drug: DrugProduct
+    lot_number: str
+    volume_ml: float
+    dose_mcg_per_day: float
+    by_user_id: int
+    checked_by_user_id: int | None
+    pump_notes: str
+    fill_notes: str
+    program_reason: str
+
+
+def add_pump_with_fill(
+    session: Session, new: NewPump, now: dt.datetime
+) -> tuple[ImplantedPump, Refill]:
+    """Write the pump, its fill and its first program (the caller validates and audits)."""
+    pump = ImplantedPump(
+        patient_id=new.patient_id,
+        pump_model_id=new.model.id,
+        serial_number=new.serial_number,
+        implanted_on=new.implanted_on,
+        # Copied from the model so that a later catalog edit never rewrites history.
+        reservoir_ml=new.model.reservoir_ml,
+        low_reservoir_alarm_ml=new.model.low_reservoir_alarm_ml,
+        battery_replace_by=new.battery_replace_by,
+        notes=new.pump_notes,
+    )
+    session.add(pump)
+    session.flush()
+    fill = Refill(
+        pump_id=pump.id,
+        performed_at=new.filled_at,
+        performed_by_id=new.by_user_id,
+        double_checked_by_id=new.checked_by_user_id,
+        drug_product_id=new.drug.id,
+        lot_number=new.lot_number,
+        concentration_mcg_per_ml=new.drug.concentration_mcg_per_ml,
+        expected_residual_ml=None,
+        aspirated_residual_ml=0.0,
+        volume_added_ml=new.volume_ml,
+        volume_after_ml=new.volume_ml,
+        notes=new.fill_notes,
+        created_at=now,
+    )
+    session.add(fill)
+    session.flush()
+    session.add(
+        DoseProgram(
+            pump_id=pump.id,
+            effective_from=new.filled_at,
+            drug_product_id=new.drug.id,
+            concentration_mcg_per_ml=new.drug.concentration_mcg_per_ml,
+            mode=ProgramMode.SIMPLE_CONTINUOUS.value,
+            dose_mcg_per_day=new.dose_mcg_per_day,
+            max_boluses_per_day=0,
+            entered_by_id=new.by_user_id,
+            double_checked_by_id=new.checked_by_user_id,
+            refill_id=fill.id,
+            reason=new.program_reason,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return pump, fill
+
+
 def _programs(pump: ImplantedPump) -> list[DoseProgram]:
     """The pump's programs in order, leaving out those set by a refill later corrected."""
     corrected = {r.corrects_refill_id for r in pump.refills if r.corrects_refill_id}
@@ -331,6 +418,17 @@ class RefillService:
                 trend=trend,
             )
 
+    def overview_for_pump(self, actor: Actor, pump_id: int) -> PumpOverview:
+        """The overview of the patient this pump belongs to (the refill dialog has a pump)."""
+        require(actor, Permission.VIEW_PATIENTS)
+        with self._ctx.unit_of_work() as session:
+            patient_id = session.scalar(
+                select(ImplantedPump.patient_id).where(ImplantedPump.id == pump_id)
+            )
+        if patient_id is None:
+            raise NotFound(f"Pump {pump_id} does not exist.")
+        return self.overview(actor, patient_id)
+
     def forecast_for_pump(self, actor: Actor, pump_id: int) -> Forecast | None:
         require(actor, Permission.VIEW_SCHEDULE)
         with self._ctx.unit_of_work() as session:
@@ -354,6 +452,46 @@ class RefillService:
                 for d in products
                 if not allowed or d.concentration_mcg_per_ml in allowed
             ]
+
+    def pump_models(self, actor: Actor) -> list[PumpModelChoice]:
+        """The active pump models a new implant may be, with the drugs each may hold."""
+        require(actor, Permission.VIEW_PATIENTS)
+        with self._ctx.unit_of_work() as session:
+            drugs = list(
+                session.scalars(
+                    select(DrugProduct)
+                    .where(DrugProduct.active.is_(True), DrugProduct.screening_only.is_(False))
+                    .order_by(DrugProduct.concentration_mcg_per_ml)
+                )
+            )
+            models = session.scalars(
+                select(PumpModel)
+                .where(PumpModel.active.is_(True))
+                .order_by(PumpModel.manufacturer, PumpModel.name)
+            )
+            choices = []
+            for model in models:
+                try:
+                    allowed = frozenset(
+                        self._ctx.reference.pump_model(model.id).allowed_concentrations_mcg_per_ml
+                    )
+                except KeyError:
+                    allowed = frozenset()
+                choices.append(
+                    PumpModelChoice(
+                        id=model.id,
+                        name=model.name,
+                        manufacturer=model.manufacturer,
+                        reservoir_ml=model.reservoir_ml,
+                        low_reservoir_alarm_ml=model.low_reservoir_alarm_ml,
+                        drug_products=tuple(
+                            (d.id, d.name, d.concentration_mcg_per_ml)
+                            for d in drugs
+                            if not allowed or d.concentration_mcg_per_ml in allowed
+                        ),
+                    )
+                )
+            return choices
 
     def expected_residual_ml(self, actor: Actor, pump_id: int, at: dt.datetime) -> float | None:
         """Shown before aspiration: what the pump should hold now by its program."""
@@ -574,50 +712,26 @@ class RefillService:
                 if model.battery_life_years
                 else None
             )
-            pump = ImplantedPump(
-                patient_id=patient.id,
-                pump_model_id=model.id,
-                serial_number=serial,
-                implanted_on=data.implanted_on,
-                reservoir_ml=model.reservoir_ml,
-                low_reservoir_alarm_ml=model.low_reservoir_alarm_ml,
-                battery_replace_by=battery,
-                notes=data.notes.strip(),
-            )
-            session.add(pump)
-            session.flush()
-            fill = Refill(
-                pump_id=pump.id,
-                performed_at=data.filled_at,
-                performed_by_id=actor.user_id,
-                double_checked_by_id=checker.user_id,
-                drug_product_id=drug.id,
-                lot_number=data.lot_number.strip(),
-                concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
-                expected_residual_ml=None,
-                aspirated_residual_ml=0.0,
-                volume_added_ml=data.volume_ml,
-                volume_after_ml=data.volume_ml,
-                notes="Implant fill",
-                created_at=now,
-            )
-            session.add(fill)
-            session.flush()
-            session.add(
-                DoseProgram(
-                    pump_id=pump.id,
-                    effective_from=data.filled_at,
-                    drug_product_id=drug.id,
-                    concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
-                    mode=ProgramMode.SIMPLE_CONTINUOUS.value,
+            pump, fill = add_pump_with_fill(
+                session,
+                NewPump(
+                    patient_id=patient.id,
+                    model=model,
+                    serial_number=serial,
+                    implanted_on=data.implanted_on,
+                    battery_replace_by=battery,
+                    filled_at=data.filled_at,
+                    drug=drug,
+                    lot_number=data.lot_number.strip(),
+                    volume_ml=data.volume_ml,
                     dose_mcg_per_day=data.dose_mcg_per_day,
-                    max_boluses_per_day=0,
-                    entered_by_id=actor.user_id,
-                    double_checked_by_id=checker.user_id,
-                    refill_id=fill.id,
-                    reason="Starting dose at implant",
-                    created_at=now,
-                )
+                    by_user_id=actor.user_id,
+                    checked_by_user_id=checker.user_id,
+                    pump_notes=data.notes.strip(),
+                    fill_notes="Implant fill",
+                    program_reason="Starting dose at implant",
+                ),
+                now,
             )
             session.flush()
             audit.record(
