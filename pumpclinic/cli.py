@@ -41,6 +41,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pumpclinic.commands.screening",
     "pumpclinic.commands.refills",
     "pumpclinic.commands.importing",
+    "pumpclinic.commands.audit",
 )
 
 

@@ -91,6 +91,20 @@ def staff(services: Services, admin: Actor) -> Actor:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _audit_key_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests (and the programs they start) never touch the user's real audit key."""
+    from pumpclinic.services.audit_key import KEY_FILE_ENV
+
+    previous = os.environ.get(KEY_FILE_ENV)
+    os.environ[KEY_FILE_ENV] = str(tmp_path_factory.mktemp("audit") / "audit.key")
+    yield
+    if previous is None:
+        os.environ.pop(KEY_FILE_ENV, None)
+    else:
+        os.environ[KEY_FILE_ENV] = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _cheap_password_hashing() -> Iterator[None]:
     """Argon2 at the lowest cost in tests: same code path, a fraction of the time."""
     from argon2 import PasswordHasher

@@ -1,12 +1,21 @@
-"""The audit log: who changed what, when, before and after."""
+"""The audit log: who changed what, when, before and after — tamper-evident.
+
+Each entry is chained to the one before it with a keyed hash (HMAC-SHA256 over the entry
+and the previous entry's hash). The key lives outside the database, so an entry changed,
+deleted or inserted behind the application's back breaks the chain where it happened.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
 from pumpclinic.db.models import AuditEntry
@@ -14,6 +23,9 @@ from pumpclinic.domain.enums import AuditAction
 from pumpclinic.services.context import Actor
 
 _SECRET_COLUMNS = frozenset({"password_hash"})
+GENESIS_HASH = "0" * 64
+# The unit of work puts the key here (ServiceContext.unit_of_work).
+SESSION_KEY = "audit_key"
 
 
 def snapshot(obj: object) -> dict[str, Any]:
@@ -42,16 +54,83 @@ def record(
     patient_id: int | None = None,
     username: str | None = None,
 ) -> None:
-    session.add(
-        AuditEntry(
-            at=at,
-            user_id=actor.user_id if actor else None,
-            username=actor.username if actor else (username or ""),
-            action=action.value,
-            entity=entity,
-            entity_id=str(entity_id),
-            patient_id=patient_id,
-            before_json=json.dumps(before, sort_keys=True) if before is not None else None,
-            after_json=json.dumps(after, sort_keys=True) if after is not None else None,
-        )
+    key = session.info.get(SESSION_KEY)
+    if not isinstance(key, bytes) or not key:
+        raise RuntimeError("no audit key on this session: open it through a ServiceContext")
+    if session.get_bind().dialect.name == "postgresql":
+        # Several workstations: one writer at a time extends the chain.
+        session.execute(text("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE"))
+    entry = AuditEntry(
+        at=at,
+        user_id=actor.user_id if actor else None,
+        username=actor.username if actor else (username or ""),
+        action=action.value,
+        entity=entity,
+        entity_id=str(entity_id),
+        patient_id=patient_id,
+        before_json=json.dumps(before, sort_keys=True) if before is not None else None,
+        after_json=json.dumps(after, sort_keys=True) if after is not None else None,
     )
+    session.add(entry)
+    # The insert takes SQLite's write lock, so the previous entry cannot change under us.
+    session.flush()
+    previous = session.scalar(
+        select(AuditEntry.entry_hash)
+        .where(AuditEntry.id < entry.id)
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+    )
+    entry.previous_hash = previous or GENESIS_HASH
+    entry.entry_hash = entry_hash(key, entry)
+
+
+def _payload(entry: AuditEntry) -> bytes:
+    fields = {
+        "id": entry.id,
+        "at": entry.at.astimezone(dt.UTC).isoformat(),
+        "user_id": entry.user_id,
+        "username": entry.username,
+        "action": entry.action,
+        "entity": entry.entity,
+        "entity_id": entry.entity_id,
+        "patient_id": entry.patient_id,
+        "before": entry.before_json,
+        "after": entry.after_json,
+        "previous_hash": entry.previous_hash,
+    }
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def entry_hash(key: bytes, entry: AuditEntry) -> str:
+    return hmac.new(key, _payload(entry), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheck:
+    ok: bool
+    checked: int
+    broken_entry_id: int | None = None
+    reason: str = ""
+
+
+def verify_chain(key: bytes, entries: Iterable[AuditEntry]) -> ChainCheck:
+    """Walk the entries in id order; name the first that does not follow from the last."""
+    expected_previous = GENESIS_HASH
+    checked = 0
+    for entry in entries:
+        if entry.previous_hash != expected_previous:
+            reason = (
+                "an entry before it was deleted or changed, or this one was inserted"
+                if entry.previous_hash
+                else "it was inserted outside PumpClinic (no chain link)"
+            )
+            return ChainCheck(False, checked, entry.id, reason)
+        if not entry.entry_hash or not hmac.compare_digest(
+            entry.entry_hash, entry_hash(key, entry)
+        ):
+            return ChainCheck(
+                False, checked, entry.id, "its contents were changed after it was written"
+            )
+        expected_previous = entry.entry_hash
+        checked += 1
+    return ChainCheck(True, checked)

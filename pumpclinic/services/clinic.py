@@ -12,6 +12,7 @@ from pumpclinic.db.engine import make_engine, make_session_factory, upgrade_sche
 from pumpclinic.db.models import DrugProduct, PumpModel
 from pumpclinic.domain.clinic import ClinicSettingsData
 from pumpclinic.domain.reference import Reference
+from pumpclinic.services.audit_key import load_or_create_key
 from pumpclinic.services.booking import BookingService
 from pumpclinic.services.context import Clock, ServiceContext, system_clock
 from pumpclinic.services.errors import DatabaseUnavailable
@@ -86,6 +87,7 @@ def open_clinic(
     clock: Clock = system_clock,
     database_label: str | None = None,
     default_settings: ClinicSettingsData | None = None,
+    audit_key: bytes | None = None,
 ) -> Services:
     """Open (creating if needed) the clinic database at ``url`` and upgrade its schema."""
     label = database_label or url
@@ -111,6 +113,7 @@ def open_clinic(
         clock=clock,
         reference=reference,
         database_label=label,
+        audit_key=audit_key if audit_key is not None else load_or_create_key(),
     )
     with context.unit_of_work() as session:
         sync_catalogs(session, reference)

@@ -38,6 +38,8 @@ class ServiceContext:
     clock: Clock
     reference: Reference
     database_label: str
+    # The audit chain's key, kept outside the database (pumpclinic.services.audit_key).
+    audit_key: bytes
 
     def now(self) -> dt.datetime:
         now = self.clock()
@@ -49,6 +51,7 @@ class ServiceContext:
     def unit_of_work(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back whole on any error."""
         session = self.session_factory()
+        session.info["audit_key"] = self.audit_key
         try:
             with session.begin():
                 yield session
