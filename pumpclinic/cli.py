@@ -4,6 +4,7 @@ headless tools. Errors a user can fix are one clear line on stderr and exit stat
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pumpclinic.commands.refills",
     "pumpclinic.commands.importing",
     "pumpclinic.commands.audit",
+    "pumpclinic.commands.backups",
 )
 
 
@@ -210,6 +212,22 @@ def _run(args: argparse.Namespace) -> int:
     raise CliError(f"unknown command {args.command}")
 
 
+def _daily_backup(db: Path) -> None:
+    """At start-up, at most once a day: a rotated copy beside the database."""
+    from pumpclinic.services.backup import automatic_backup
+
+    log = logging.getLogger("pumpclinic")
+    try:
+        made = automatic_backup(db, db.parent / "backups" / db.stem, dt.date.today())
+    except ServiceError as error:
+        # A failed backup must not keep the clinic from working; it must be seen in the log.
+        log.warning("automatic backup failed: %s", error)
+        print(f"warning: automatic backup failed: {error}", file=sys.stderr)
+    else:
+        if made is not None:
+            log.info("automatic backup written to %s", made)
+
+
 def _run_gui(args: argparse.Namespace) -> int:
     from pumpclinic.ui.app import make_application, run_gui, show_startup_error
     from pumpclinic.ui.errors import set_log_path
@@ -223,6 +241,8 @@ def _run_gui(args: argparse.Namespace) -> int:
         # Started from a desktop there is no terminal to read: say it in a window too.
         show_startup_error(str(error))
         raise
+    if not args.database_url:
+        _daily_backup(Path(services.context.database_label))
     try:
         prefill: tuple[str, str] | None = None
         note = ""
