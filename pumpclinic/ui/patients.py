@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QListView,
     QPlainTextEdit,
     QScrollArea,
+    QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -129,7 +130,7 @@ class PatientTableModel(QAbstractTableModel):
 
 
 class PatientsPage(QWidget):
-    """The registry. ``open_patient`` is emitted with a patient id on double-click/Enter."""
+    """The registry; Enter or a double-click opens the patient's own page in its place."""
 
     def __init__(
         self, services: Services, actor: Actor, bus: DataBus, parent: QWidget | None = None
@@ -142,7 +143,15 @@ class PatientsPage(QWidget):
         self.can_view = can(actor, Permission.VIEW_PATIENTS)
         self.can_edit = can(actor, Permission.EDIT_PATIENTS)
 
-        layout = QVBoxLayout(self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        # The list, and one patient's page in its place when a patient is opened.
+        self.stack = QStackedWidget()
+        self.stack.setObjectName("patientsStack")
+        outer.addWidget(self.stack)
+        self.list_view = QWidget()
+        self.stack.addWidget(self.list_view)
+        layout = QVBoxLayout(self.list_view)
         layout.setContentsMargins(24, 18, 24, 18)
         layout.addWidget(
             page_header(
@@ -172,10 +181,15 @@ class PatientsPage(QWidget):
         self.count_label.setObjectName("patientCount")
         toolbar.addWidget(self.count_label)
         toolbar.addStretch(1)
-        self.edit_button = button("&Open…" if not self.can_edit else "&Edit…", "editPatient")
+        self.edit_button = button("&Details…" if not self.can_edit else "&Edit…", "editPatient")
         self.edit_button.clicked.connect(self.edit_selected)
         self.edit_button.setEnabled(False)
         toolbar.addWidget(self.edit_button)
+        self.open_button = button("&Open patient", "openPatient")
+        self.open_button.setToolTip("Pump, reservoir and refills (Enter or double-click)")
+        self.open_button.clicked.connect(self.open_selected)
+        self.open_button.setEnabled(False)
+        toolbar.addWidget(self.open_button)
         self.new_button = primary_button("&New patient…", "newPatient")
         self.new_button.setToolTip("Add a patient (Ctrl+N)")
         self.new_button.clicked.connect(self.new_patient)
@@ -206,14 +220,19 @@ class PatientsPage(QWidget):
         for column, width in ((1, 170), (5, 185), (6, 170)):
             self.table.setColumnWidth(column, width)
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
-        self.table.doubleClicked.connect(lambda _index: self.edit_selected())
+        self.table.doubleClicked.connect(lambda _index: self.open_selected())
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         layout.addWidget(self.table, 1)
 
         QShortcut(QKeySequence.StandardKey.Find, self, self._focus_search)
         if self.can_edit:
             QShortcut(QKeySequence.StandardKey.New, self, self.new_patient)
-        QShortcut(QKeySequence(Qt.Key.Key_Return), self.table, self.edit_selected)
+        QShortcut(QKeySequence(Qt.Key.Key_Return), self.table, self.open_selected)
+        from pumpclinic.ui.patient_page import PatientPage  # it uses this module's dialog
+
+        self.patient_page = PatientPage(services, actor, bus)
+        self.patient_page.back_requested.connect(self.show_list)
+        self.stack.addWidget(self.patient_page)
         bus.changed.connect(self._on_changed)
         self.refresh()
 
@@ -248,7 +267,23 @@ class PatientsPage(QWidget):
         return self.model.row_at(self.proxy.mapToSource(rows[0]).row()).id
 
     def _selection_changed(self) -> None:
-        self.edit_button.setEnabled(self.selected_patient_id() is not None)
+        selected = self.selected_patient_id() is not None
+        self.edit_button.setEnabled(selected)
+        self.open_button.setEnabled(selected)
+
+    def open_selected(self) -> None:
+        """Show the selected patient's page (pump card, reservoir, refills)."""
+        patient_id = self.selected_patient_id()
+        if patient_id is not None:
+            self.open_patient(patient_id)
+
+    def open_patient(self, patient_id: int) -> None:
+        self.patient_page.show_patient(patient_id)
+        self.stack.setCurrentWidget(self.patient_page)
+
+    def show_list(self) -> None:
+        self.stack.setCurrentWidget(self.list_view)
+        self.table.setFocus()
 
     def _focus_search(self) -> None:
         self.search.setFocus()

@@ -177,3 +177,15 @@ def test_models_pass_the_model_tester(qtmodeltester, services, nurse) -> None:
     checks.set_checked("b", True)
     qtmodeltester.check(checks)
     assert checks.checked_codes() == {"b"}
+
+
+def test_enter_opens_the_patient_page_and_back_returns(qtbot, page, services, nurse) -> None:
+    seed(services, nurse, "RIV-1", "Abbott", "Lee", "Cerebral palsy", dt.date(2001, 5, 5))
+    page.refresh()
+    page.table.selectRow(0)
+    page.table.setFocus()
+    qtbot.keyClick(page.table, Qt.Key.Key_Return)
+    assert page.stack.currentWidget() is page.patient_page
+    assert page.patient_page.patient_id == page.model.row_at(0).id
+    page.patient_page.back_requested.emit()
+    assert page.stack.currentWidget() is page.list_view
