@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from pumpclinic.services.clinic import Services
 from pumpclinic.services.context import Actor
 from pumpclinic.ui.admin import AdminPage
+from pumpclinic.ui.booking import RefillsPage
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded
 from pumpclinic.ui.idle_lock import IdleTimer, UnlockDialog
@@ -48,17 +49,6 @@ PLANNED_PAGES = {
             "Patients in screening: the dose due, a countdown to “assess from” (dose + 4 h) "
             "and “observation ends” (dose + 8 h).",
             "Counts of overdue-refill alerts by severity.",
-        ),
-    ),
-    "refills": PlannedPage(
-        "refills",
-        "Refills",
-        "Book and record pump refills.",
-        (
-            "Each implanted pump's reservoir forecast: alarm date, empty date and refill due date.",
-            "A day view of refill slots within opening hours, proposing the latest safe slot.",
-            "Recording a refill with reconciliation of the aspirated residual, the pocket-fill "
-            "check and an independent double check by a second user.",
         ),
     ),
     "screening": PlannedPage(
@@ -183,6 +173,9 @@ class MainWindow(QMainWindow):
         if key == "patients":
             self.patients_page = PatientsPage(self.services, self.actor, self.bus)
             return self.patients_page
+        if key == "refills":
+            self.refills_page = RefillsPage(self.services, self.actor, self.bus)
+            return self.refills_page
         if key == "admin":
             self.admin_page = AdminPage(self.services, self.actor, self.bus)
             return self.admin_page
