@@ -64,6 +64,7 @@ from pumpclinic.domain.reference import PumpModelSpec, Reference, ScreeningProto
 from pumpclinic.domain.reservoir import constant_rate_forecast, daily_volume_ml
 from pumpclinic.services.context import ServiceContext
 from pumpclinic.services.errors import ServiceError
+from pumpclinic.services.settings import apply_settings
 from pumpclinic.services.users import hash_password
 
 DEMO_SEED = 20261126
@@ -75,6 +76,7 @@ RECENT_REFILL_DAYS = 14
 
 DEMO_SETTINGS = ClinicSettingsData(
     clinic_name="Riverside ITB Clinic",
+    clinic_phone="020 7946 0321",
     time_zone="Europe/London",
     opens_at=dt.time(8, 0),
     closes_at=dt.time(18, 0),
@@ -748,16 +750,7 @@ class _DemoBuilder:
         if row is None:
             row = ClinicSettings(id=1)
             self.session.add(row)
-        row.clinic_name = settings.clinic_name
-        row.time_zone = settings.time_zone
-        row.opens_at = settings.opens_at
-        row.closes_at = settings.closes_at
-        row.open_weekdays = ",".join(str(d) for d in sorted(settings.open_weekdays))
-        row.refill_safety_margin_days = settings.refill_safety_margin_days
-        row.due_soon_horizon_days = settings.due_soon_horizon_days
-        row.observation_beds = settings.observation_beds
-        row.refill_slot_minutes = settings.refill_slot_minutes
-        row.idle_lock_minutes = settings.idle_lock_minutes
+        apply_settings(row, settings)
         self.session.execute(delete(Holiday))
         upcoming = [
             (day, name)

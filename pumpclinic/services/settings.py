@@ -20,7 +20,7 @@ def ensure_settings(session: Session, defaults: ClinicSettingsData) -> ClinicSet
     row = session.get(ClinicSettings, 1)
     if row is None:
         row = ClinicSettings(id=1)
-        _apply(row, defaults)
+        apply_settings(row, defaults)
         session.add(row)
         session.flush()
     return row
@@ -36,7 +36,7 @@ def clinic_zone(session: Session) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(name or ClinicSettingsData().time_zone)
 
 
-def _apply(row: ClinicSettings, data: ClinicSettingsData) -> None:
+def apply_settings(row: ClinicSettings, data: ClinicSettingsData) -> None:
     row.clinic_name = data.clinic_name.strip()
     row.clinic_phone = data.clinic_phone.strip()
     row.time_zone = data.time_zone
@@ -93,7 +93,7 @@ class SettingsService:
                     "Reload to see their changes; yours were not saved."
                 )
             before = {**audit.snapshot(row), "holidays": _holiday_view(session)}
-            _apply(row, data)
+            apply_settings(row, data)
             session.execute(delete(Holiday))
             session.add_all(Holiday(day=day, name=name) for day, name in data.holidays)
             session.flush()
