@@ -237,3 +237,16 @@ def test_environment_variable_points_at_another_folder(
 
     monkeypatch.setenv("PUMPCLINIC_RESOURCES", "")
     assert resources_dir() == RESOURCES_DIR
+
+
+def test_a_side_effect_that_is_also_an_overdose_sign_has_the_same_id() -> None:
+    """Picking it from either list must raise the overdose banner."""
+    leaflet = load_reference().leaflet
+    overdose = {item.label.lower() for item in leaflet.overdose_signs}
+    overdose_ids = {item.id for item in leaflet.overdose_signs}
+    for item in leaflet.side_effects:
+        words = set(item.label.lower().replace(",", "").split())
+        for sign in leaflet.overdose_signs:
+            if words == set(sign.label.lower().replace(",", "").split()):
+                assert item.id == sign.id, (item, sign)
+    assert "troubled-breathing" in overdose_ids and overdose

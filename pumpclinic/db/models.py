@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -40,6 +41,7 @@ from pumpclinic.domain.enums import (
     SpasticityOrigin,
     TrialStatus,
 )
+from pumpclinic.domain.screening import StopCause
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -426,6 +428,12 @@ class ScreeningTrial(Base):
         CheckConstraint(
             "effective_dose_mcg IS NULL OR effective_dose_mcg > 0", name="effective_dose_positive"
         ),
+        CheckConstraint(
+            "stop_cause IS NULL OR stop_cause IN ("
+            + ", ".join(f"'{c.value}'" for c in StopCause)
+            + ")",
+            name="stop_cause_valid",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -436,6 +444,12 @@ class ScreeningTrial(Base):
     started_at: Mapped[dt.datetime | None]
     ended_at: Mapped[dt.datetime | None]
     stop_reason: Mapped[str] = mapped_column(Text, default="")
+    # Set when the trial was stopped: an adverse event, or the clinician's decision.
+    stop_cause: Mapped[str | None] = mapped_column(String(16))
+    # Declared at planning; an active illness is a start check to acknowledge, not a refusal.
+    active_illness: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The start checks the clinician acknowledged (JSON list of kind, code, message).
+    start_checks_json: Mapped[str | None] = mapped_column(Text)
     checks_acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     checks_acknowledged_at: Mapped[dt.datetime | None]
     effective_dose_mcg: Mapped[float | None] = mapped_column(Float)
@@ -484,6 +498,8 @@ class TestDose(Base):
     response_recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     response_notes: Mapped[str] = mapped_column(Text, default="")
     corrects_id: Mapped[int | None] = mapped_column(ForeignKey("test_doses.id"))
+    # The observation bed booked for this dose (dose time .. end of observation).
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
     created_at: Mapped[dt.datetime]
 
     trial: Mapped[ScreeningTrial] = relationship(back_populates="doses")

@@ -18,6 +18,7 @@ from pumpclinic.services.context import Clock, ServiceContext, system_clock
 from pumpclinic.services.errors import DatabaseUnavailable
 from pumpclinic.services.patients import PatientService
 from pumpclinic.services.refills import RefillService
+from pumpclinic.services.screening import ScreeningService
 from pumpclinic.services.settings import SettingsService, ensure_settings
 from pumpclinic.services.users import UserService
 
@@ -32,6 +33,7 @@ class Services:
     settings: SettingsService
     refills: RefillService
     booking: BookingService
+    screening: ScreeningService
 
     def close(self) -> None:
         bind = self.context.session_factory.kw.get("bind")
@@ -125,4 +127,5 @@ def open_clinic(
         settings=SettingsService(context),
         refills=RefillService(context),
         booking=BookingService(context),
+        screening=ScreeningService(context),
     )
