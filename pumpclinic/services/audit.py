@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from pumpclinic.db.models import AuditEntry
 from pumpclinic.domain.enums import AuditAction
-from pumpclinic.services.context import Actor
+from pumpclinic.services.context import Actor, ServiceContext
+from pumpclinic.services.permissions import Permission, require
 
 _SECRET_COLUMNS = frozenset({"password_hash"})
 GENESIS_HASH = "0" * 64
@@ -134,3 +135,63 @@ def verify_chain(key: bytes, entries: Iterable[AuditEntry]) -> ChainCheck:
         expected_previous = entry.entry_hash
         checked += 1
     return ChainCheck(True, checked)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    at: dt.datetime
+    username: str
+    action: str
+    entity: str
+    entity_id: str
+    changes: tuple[tuple[str, str, str], ...]  # (field, before, after)
+
+
+def _changes(before_json: str | None, after_json: str | None) -> tuple[tuple[str, str, str], ...]:
+    before = json.loads(before_json) if before_json else {}
+    after = json.loads(after_json) if after_json else {}
+    fields = sorted(set(before) | set(after))
+    return tuple(
+        (name, _show(before.get(name)), _show(after.get(name)))
+        for name in fields
+        if name != "version" and before.get(name) != after.get(name)
+    )
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+class AuditService:
+    """Who changed what for one patient, newest first."""
+
+    def __init__(self, context: ServiceContext) -> None:
+        self._ctx = context
+
+    def for_patient(self, actor: Actor, patient_id: int) -> list[AuditRow]:
+        # Entries carry clinical values: both rights are needed.
+        require(actor, Permission.VIEW_AUDIT)
+        require(actor, Permission.VIEW_PATIENTS)
+        with self._ctx.unit_of_work() as session:
+            entries = session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.patient_id == patient_id)
+                .order_by(AuditEntry.id.desc())
+            )
+            return [
+                AuditRow(
+                    id=e.id,
+                    at=e.at,
+                    username=e.username,
+                    action=e.action,
+                    entity=e.entity,
+                    entity_id=e.entity_id,
+                    changes=_changes(e.before_json, e.after_json),
+                )
+                for e in entries
+            ]

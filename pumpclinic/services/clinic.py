@@ -12,6 +12,7 @@ from pumpclinic.db.engine import make_engine, make_session_factory, upgrade_sche
 from pumpclinic.db.models import DrugProduct, PumpModel
 from pumpclinic.domain.clinic import ClinicSettingsData
 from pumpclinic.domain.reference import Reference
+from pumpclinic.services.audit import AuditService
 from pumpclinic.services.audit_key import load_or_create_key
 from pumpclinic.services.booking import BookingService
 from pumpclinic.services.context import Clock, ServiceContext, system_clock
@@ -34,6 +35,7 @@ class Services:
     refills: RefillService
     booking: BookingService
     screening: ScreeningService
+    audit: AuditService
 
     def close(self) -> None:
         bind = self.context.session_factory.kw.get("bind")
@@ -128,4 +130,5 @@ def open_clinic(
         refills=RefillService(context),
         booking=BookingService(context),
         screening=ScreeningService(context),
+        audit=AuditService(context),
     )

@@ -584,6 +584,11 @@ class PatientPage(QWidget):
         self.edit_button = button("&Edit details…" if self.can_edit else "&Details…", "editDetails")
         self.edit_button.clicked.connect(self.edit_details)
         row.addWidget(self.edit_button)
+        self.history_button = button("&History…", "patientHistory")
+        self.history_button.setToolTip("Who changed what in this record, and when")
+        self.history_button.clicked.connect(self.show_history)
+        self.history_button.setVisible(can(self._actor, Permission.VIEW_AUDIT))
+        row.addWidget(self.history_button)
         header.addLayout(row)
         self.meta_label = QLabel()
         self.meta_label.setObjectName("patientMeta")
@@ -1124,6 +1129,18 @@ class PatientPage(QWidget):
             return None
         dialog = ImplantDialog(self._services, self._actor, self._patient_id, self)
         dialog.implanted.connect(lambda _pump_id: self._bus.notify("pump", "refill"))
+        dialog.open()
+        return dialog
+
+    def show_history(self) -> QDialog | None:
+        """The patient's audit trail, with the values before and after each change."""
+        from pumpclinic.ui.audit_view import AuditDialog
+
+        if self.patient_id is None or self.overview is None:
+            return None
+        dialog = AuditDialog(
+            self._services, self._actor, self.patient_id, self.overview.patient_name, self
+        )
         dialog.open()
         return dialog
 
