@@ -28,6 +28,7 @@ from pumpclinic.ui.errors import guarded
 from pumpclinic.ui.idle_lock import IdleTimer, UnlockDialog
 from pumpclinic.ui.login import ChangePasswordDialog
 from pumpclinic.ui.patients import PatientsPage
+from pumpclinic.ui.screening import ScreeningPage
 from pumpclinic.ui.widgets import banner, page_header, set_banner
 
 
@@ -49,16 +50,6 @@ PLANNED_PAGES = {
             "Patients in screening: the dose due, a countdown to “assess from” (dose + 4 h) "
             "and “observation ends” (dose + 8 h).",
             "Counts of overdue-refill alerts by severity.",
-        ),
-    ),
-    "screening": PlannedPage(
-        "screening",
-        "Screening",
-        "Plan and document the 50 / 75 / 100 mcg intrathecal test doses.",
-        (
-            "Trial planning within opening hours and observation-bed capacity, 24 h apart.",
-            "Recording each dose, observations (Ashworth, Penn, vitals) and adverse effects.",
-            "The clinician's response decision and the suggested starting daily dose.",
         ),
     ),
     "alerts": PlannedPage(
@@ -173,6 +164,9 @@ class MainWindow(QMainWindow):
         if key == "patients":
             self.patients_page = PatientsPage(self.services, self.actor, self.bus)
             return self.patients_page
+        if key == "screening":
+            self.screening_page = ScreeningPage(self.services, self.actor, self.bus)
+            return self.screening_page
         if key == "refills":
             self.refills_page = RefillsPage(self.services, self.actor, self.bus)
             return self.refills_page

@@ -656,9 +656,13 @@ class PatientPage(QWidget):
         self.card_button.clicked.connect(lambda: self.save_patient_card())
         self.implant_button = primary_button("Record &implant…", "recordImplant")
         self.implant_button.clicked.connect(self.record_implant)
+        self.screening_button = button("&Screening trial…", "screeningTrial")
+        self.screening_button.setToolTip("Plan or open the intrathecal test-dose trial")
+        self.screening_button.clicked.connect(self.open_screening)
         for widget in (self.record_button, self.book_button, self.card_button):
             row.addWidget(widget)
         row.addWidget(self.implant_button)
+        row.addWidget(self.screening_button)
         row.addStretch(1)
         return row
 
@@ -1017,6 +1021,8 @@ class PatientPage(QWidget):
             self.can_edit and self.can_record and loaded and not has_pump
         )
         self.correct_button.setVisible(self.can_record and has_pump)
+        # Before an implant: the screening trial (planned by clinicians, seen by all).
+        self.screening_button.setVisible(loaded and not has_pump)
         selected = self.selected_refill()
         self.correct_button.setEnabled(selected is not None and selected.corrected_by_id is None)
         self.edit_button.setEnabled(loaded)
@@ -1131,6 +1137,21 @@ class PatientPage(QWidget):
         dialog.implanted.connect(lambda _pump_id: self._bus.notify("pump", "refill"))
         dialog.open()
         return dialog
+
+    def open_screening(self) -> QDialog | None:
+        """The patient's screening trial, or a new plan when there is none (clinicians)."""
+        from pumpclinic.ui.screening import open_plan_trial, open_trial, patient_trial_id
+
+        patient_id = self._patient_id
+        if patient_id is None:
+            return None
+        trial_id = guarded(self, lambda: patient_trial_id(self._services, self._actor, patient_id))
+        if trial_id is not None:
+            return open_trial(self._services, self._actor, trial_id, self, bus=self._bus)
+        if not can(self._actor, Permission.RECORD_SCREENING_RESPONSE):
+            set_banner(self.message_banner, ["No screening trial yet: a clinician plans it."], "")
+            return None
+        return open_plan_trial(self._services, self._actor, patient_id, self, bus=self._bus)
 
     def show_history(self) -> QDialog | None:
         """The patient's audit trail, with the values before and after each change."""
