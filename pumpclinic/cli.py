@@ -44,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pumpclinic.commands.importing",
     "pumpclinic.commands.audit",
     "pumpclinic.commands.backups",
+    "pumpclinic.commands.alerts",
 )
 
 

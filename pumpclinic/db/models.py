@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from pumpclinic.db.types import UTCDateTime
+from pumpclinic.domain.alerts import ContactMethod, ContactOutcome
 from pumpclinic.domain.enums import (
     ASHWORTH_SCORES,
     AppointmentKind,
@@ -654,3 +655,41 @@ class AuditEntry(Base):
     # Keyed hash chain (filled in by the trust work); nullable until then.
     previous_hash: Mapped[str | None] = mapped_column(String(128))
     entry_hash: Mapped[str | None] = mapped_column(String(128))
+
+
+# --- Alerts: contact attempts -------------------------------------------------------------
+
+
+class ContactAttempt(Base):
+    """A call, text, email, letter or visit to reach a patient about an alert. Append-only."""
+
+    __tablename__ = "contact_attempts"
+    __table_args__ = (
+        one_of("method", ContactMethod),
+        one_of("outcome", ContactOutcome),
+        Index("ix_contact_attempts_patient_at", "patient_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    pump_id: Mapped[int | None] = mapped_column(ForeignKey("implanted_pumps.id"))
+    at: Mapped[dt.datetime]
+    by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    method: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    # The day the patient promised to come (or to call back), if they gave one.
+    promised_date: Mapped[dt.date | None] = mapped_column(Date)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime]
+
+
+# What the alert list reads by (one query for the whole clinic): the latest fill per pump
+# that no later entry corrects, and the next booked refill per patient.
+Index("ix_refills_corrects_refill_id", Refill.corrects_refill_id)
+Index(
+    "ix_appointments_kind_status_starts",
+    Appointment.kind,
+    Appointment.status,
+    Appointment.starts_at,
+    Appointment.patient_id,
+)

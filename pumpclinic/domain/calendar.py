@@ -1,8 +1,11 @@
 """The clinic's calendar: open weekdays minus holidays, opening hours in the clinic's zone.
 
-Open days come from dateutil's rrule (a daily rule over the open weekdays, holidays
-excluded). Opening hours are wall-clock times in the clinic's zone, so a day's window is
-built with zoneinfo and is right across daylight-saving changes.
+Open days over a range come from dateutil's rrule (a daily rule over the open weekdays,
+holidays excluded). The nearest open day before or after a date is asked once per pump when
+the alert list is computed, so it is found by stepping day by day with ``is_open_day`` (the
+same days the rule gives, without building a rule) and remembered per calendar. Opening hours
+are wall-clock times in the clinic's zone, so a day's window is built with zoneinfo and is
+right across daylight-saving changes.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from dateutil.rrule import DAILY, rrule, rruleset, weekday
 
@@ -74,14 +78,11 @@ class ClinicCalendar:
 
     def latest_open_day_on_or_before(self, day: dt.date) -> dt.date | None:
         """``day`` itself if open, else the open day before it (None within a year)."""
-        start = day - dt.timedelta(days=SEARCH_LIMIT_DAYS)
-        found = self._rule(start, day).before(dt.datetime.combine(day, dt.time()), inc=True)
-        return found.date() if found is not None else None
+        return _nearest_open_day(self, day, -1)
 
     def next_open_day_on_or_after(self, day: dt.date) -> dt.date | None:
-        end = day + dt.timedelta(days=SEARCH_LIMIT_DAYS)
-        found = self._rule(day, end).after(dt.datetime.combine(day, dt.time()), inc=True)
-        return found.date() if found is not None else None
+        """``day`` itself if open, else the open day after it (None within a year)."""
+        return _nearest_open_day(self, day, 1)
 
     # --- times ------------------------------------------------------------------------
 
@@ -102,3 +103,18 @@ class ClinicCalendar:
     def is_open_at(self, at: dt.datetime) -> bool:
         window = self.opening_window(self.local_date(at))
         return window is not None and window[0] <= at < window[1]
+
+
+@lru_cache(maxsize=8192)
+def _nearest_open_day(calendar: ClinicCalendar, day: dt.date, step: int) -> dt.date | None:
+    """The first open day from ``day`` on, going ``step`` (±1) days at a time, at most
+    ``SEARCH_LIMIT_DAYS`` away. A calendar is frozen and hashable, so the answer is kept."""
+    one = dt.timedelta(days=step)
+    for _ in range(SEARCH_LIMIT_DAYS + 1):
+        if calendar.is_open_day(day):
+            return day
+        try:
+            day += one
+        except OverflowError:  # the ends of the calendar
+            return None
+    return None

@@ -12,6 +12,7 @@ from pumpclinic.db.engine import make_engine, make_session_factory, upgrade_sche
 from pumpclinic.db.models import DrugProduct, PumpModel
 from pumpclinic.domain.clinic import ClinicSettingsData
 from pumpclinic.domain.reference import Reference
+from pumpclinic.services.alerts import AlertService
 from pumpclinic.services.audit import AuditService
 from pumpclinic.services.audit_key import load_or_create_key
 from pumpclinic.services.booking import BookingService
@@ -36,6 +37,7 @@ class Services:
     booking: BookingService
     screening: ScreeningService
     audit: AuditService
+    alerts: AlertService
 
     def close(self) -> None:
         bind = self.context.session_factory.kw.get("bind")
@@ -131,4 +133,5 @@ def open_clinic(
         booking=BookingService(context),
         screening=ScreeningService(context),
         audit=AuditService(context),
+        alerts=AlertService(context),
     )

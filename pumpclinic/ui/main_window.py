@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -19,9 +18,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from pumpclinic.domain.alerts import Severity
 from pumpclinic.services.clinic import Services
 from pumpclinic.services.context import Actor
 from pumpclinic.ui.admin import AdminPage
+from pumpclinic.ui.alerts import AlertsPage
 from pumpclinic.ui.booking import RefillsPage
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded
@@ -29,60 +30,7 @@ from pumpclinic.ui.idle_lock import IdleTimer, UnlockDialog
 from pumpclinic.ui.login import ChangePasswordDialog
 from pumpclinic.ui.patients import PatientsPage
 from pumpclinic.ui.screening import ScreeningPage
-from pumpclinic.ui.widgets import banner, page_header, set_banner
-
-
-@dataclass(frozen=True)
-class PlannedPage:
-    key: str
-    title: str
-    subtitle: str
-    coming: tuple[str, ...]
-
-
-PLANNED_PAGES = {
-    "today": PlannedPage(
-        "today",
-        "Today",
-        "The clinic's day at a glance.",
-        (
-            "Today's refill appointments, with arrival and completion.",
-            "Patients in screening: the dose due, a countdown to “assess from” (dose + 4 h) "
-            "and “observation ends” (dose + 8 h).",
-            "Counts of overdue-refill alerts by severity.",
-        ),
-    ),
-    "alerts": PlannedPage(
-        "alerts",
-        "Alerts",
-        "Every patient whose pump is heading for empty, most dangerous first.",
-        (
-            "Refill due soon, overdue, past the low-reservoir alarm, and projected empty.",
-            "Contact attempts, do-not-contact flags and booking straight from an alert.",
-            "Printable overdue list, CSV export and calendar export.",
-        ),
-    ),
-}
-
-
-class PlannedPageWidget(QWidget):
-    """A page whose feature is not built yet: it says what will be there, shows no data."""
-
-    def __init__(self, page: PlannedPage, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName(f"{page.key}Page")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 18, 24, 18)
-        layout.addWidget(page_header(page.title, page.subtitle))
-        info = banner(f"{page.key}Planned", "info")
-        set_banner(
-            info,
-            ["This page is not available yet. It will show:", *(f"•  {c}" for c in page.coming)],
-            "",
-        )
-        layout.addWidget(info)
-        layout.addStretch(1)
-
+from pumpclinic.ui.today import TodayPage
 
 NAVIGATION = (
     ("today", "Today"),
@@ -152,6 +100,7 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _checked=False, k=key: self.show_page(k))
             self.addAction(action)
         self.navigation.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self._connect_pages()
         self._build_menu()
         self._build_status_bar(settings.time_zone)
         self.bus.changed.connect(self._on_changed)
@@ -170,10 +119,48 @@ class MainWindow(QMainWindow):
         if key == "refills":
             self.refills_page = RefillsPage(self.services, self.actor, self.bus)
             return self.refills_page
+        if key == "today":
+            self.today_page = TodayPage(self.services, self.actor, self.bus)
+            return self.today_page
+        if key == "alerts":
+            self.alerts_page = AlertsPage(
+                self.services, self.actor, self.bus, clock=self.services.context.clock
+            )
+            return self.alerts_page
         if key == "admin":
             self.admin_page = AdminPage(self.services, self.actor, self.bus)
             return self.admin_page
-        return PlannedPageWidget(PLANNED_PAGES[key])
+        raise ValueError(f"no page {key!r}")
+
+    def _connect_pages(self) -> None:
+        self.today_page.show_alerts.connect(self._show_alerts)
+        for source in (self.today_page, self.alerts_page):
+            source.open_patient.connect(self._open_patient)
+        self.alerts_page.counts_changed.connect(self._show_alert_counts)
+        self.alerts_page.refresh()  # its first evaluation ran before this connection
+
+    def _show_alerts(self, severity: object) -> None:
+        self.alerts_page.set_severity_filter(severity)  # type: ignore[arg-type]
+        self.show_page("alerts")
+
+    def _open_patient(self, patient_id: int) -> None:
+        self.show_page("patients")
+        self.patients_page.open_patient(patient_id)
+
+    def _show_alert_counts(self, counts: object) -> None:
+        """'Alerts (12 · 2 critical)' on the navigation item, in red when any is critical."""
+        by_severity = counts if isinstance(counts, dict) else {}
+        total = sum(by_severity.values())
+        critical = by_severity.get(Severity.CRITICAL, 0)
+        item = self.navigation.item(self.page_index["alerts"])
+        text = "Alerts" if not total else f"Alerts ({total})"
+        if critical:
+            text = f"Alerts ({total} · {critical} critical)"
+        item.setText(text)
+        item.setForeground(QColor("#ff8a80") if critical else QColor("#dfe7ef"))
+        item.setToolTip(
+            ", ".join(f"{n} {s.value}" for s, n in by_severity.items() if n) or "No alerts"
+        )
 
     def show_page(self, key: str) -> None:
         self.navigation.setCurrentRow(self.page_index[key])

@@ -1,0 +1,1072 @@
+"""The alert worklist: every implanted pump's alerts as of a time, and the work done on them.
+
+The whole clinic is read in a constant number of indexed queries of the latest events —
+the latest fill per pump that no later entry corrects, the programs since that fill, the next
+booked refill per patient, the last contact attempt per patient, the active screening trials
+— never a query per pump and never a pump's whole history. The alerts themselves are computed
+by ``pumpclinic.domain.alerts``, so an alert closes by itself when the refill is recorded.
+
+Staff (front desk) may see and work the list — log contact attempts, set do-not-contact, book
+— without clinical editing rights.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Executable, ScalarSelect, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from pumpclinic.db.models import (
+    Appointment,
+    ContactAttempt,
+    DoseProgram,
+    DrugProduct,
+    FlexStep,
+    ImplantedPump,
+    Patient,
+    PatientContact,
+    PumpModel,
+    Refill,
+    ScreeningTrial,
+    TestDose,
+    User,
+)
+from pumpclinic.domain.alerts import (
+    Alert,
+    AlertKind,
+    AlertSettings,
+    ContactMethod,
+    ContactOutcome,
+    PumpSituation,
+    RiskFlag,
+    ScreeningDoseSituation,
+    Severity,
+    apply_risk_flags,
+    count_by_kind,
+    count_by_severity,
+    evaluate,
+    fast_forecast,
+    outcomes_for,
+    risk_flags,
+)
+from pumpclinic.domain.calendar import ClinicCalendar
+from pumpclinic.domain.clinic import ClinicSettingsData
+from pumpclinic.domain.enums import (
+    AppointmentKind,
+    AppointmentStatus,
+    AuditAction,
+    DoseResponse,
+    TrialStatus,
+)
+from pumpclinic.domain.reference import Reference
+from pumpclinic.domain.reservoir import FlexStep as FlexStepSpec
+from pumpclinic.domain.reservoir import Forecast, ProgramPeriod, PumpSpec
+from pumpclinic.domain.screening import elapsed_after
+from pumpclinic.domain.validation import FieldError
+from pumpclinic.services import audit
+from pumpclinic.services.context import Actor, ServiceContext
+from pumpclinic.services.errors import NotFound, ValidationFailed
+from pumpclinic.services.permissions import Permission, require
+from pumpclinic.services.settings import read_settings
+
+log = logging.getLogger("pumpclinic.alerts")
+
+# A contact logged this far in the future is a typing error, not clock skew.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+MAX_NOTES_LENGTH = 2000
+MAX_REASON_LENGTH = 500
+PROMISE_LIMIT_DAYS = 366
+ACTIVE_BOOKING = (AppointmentStatus.BOOKED.value, AppointmentStatus.ARRIVED.value)
+ACTIVE_TRIALS = (TrialStatus.PLANNED.value, TrialStatus.IN_PROGRESS.value)
+# --- read models ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LastContact:
+    at: dt.datetime
+    method: ContactMethod
+    outcome: ContactOutcome
+    promised_date: dt.date | None
+    by_user_id: int
+    by: str
+    notes: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """An alert with what the worklist shows of its patient."""
+
+    alert: Alert
+    patient_name: str
+    mrn: str
+    phone: str
+    do_not_contact: bool
+    do_not_contact_reason: str
+    last_contact: LastContact | None
+
+    @property
+    def kind(self) -> AlertKind:
+        return self.alert.kind
+
+    @property
+    def severity(self) -> Severity:
+        return self.alert.severity
+
+    @property
+    def patient_id(self) -> int:
+        return self.alert.patient_id
+
+    @property
+    def key(self) -> str:
+        return self.alert.key
+
+
+@dataclass(frozen=True, slots=True)
+class AlertList:
+    """The worklist as of ``as_of``: most severe first, then soonest deadline."""
+
+    as_of: dt.datetime
+    zone: zoneinfo.ZoneInfo
+    clinic_name: str
+    rows: tuple[AlertRow, ...]
+    pumps_checked: int
+    # Implanted pumps without a forecast (no fill or no program in force at it): data to put
+    # right, never silently dropped. (pump id, patient id, patient name, MRN).
+    unforecastable: tuple[tuple[int, int, str, str], ...] = ()
+
+    @property
+    def unforecastable_pump_ids(self) -> tuple[int, ...]:
+        return tuple(pump_id for pump_id, *_rest in self.unforecastable)
+
+    @property
+    def counts(self) -> dict[Severity, int]:
+        return count_by_severity(row.alert for row in self.rows)
+
+    @property
+    def kind_counts(self) -> dict[AlertKind, int]:
+        return count_by_kind(row.alert for row in self.rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactAttemptRow:
+    id: int
+    patient_id: int
+    pump_id: int | None
+    at: dt.datetime
+    by_user_id: int
+    by: str
+    method: ContactMethod
+    outcome: ContactOutcome
+    promised_date: dt.date | None
+    notes: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInput:
+    """A contact attempt as the worklist enters it."""
+
+    patient_id: int
+    at: dt.datetime
+    method: ContactMethod | str
+    outcome: ContactOutcome | str
+    promised_date: dt.date | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSheet:
+    """How to reach a patient, whether to, and the attempts so far (newest first)."""
+
+    patient_id: int
+    patient_name: str
+    mrn: str
+    phone: str
+    email: str
+    address: str
+    emergency_contacts: tuple[tuple[str, str, str], ...]  # (name, relationship, phone)
+    risk_flags: tuple[RiskFlag, ...]
+    do_not_contact: bool
+    do_not_contact_reason: str
+    attempts: tuple[ContactAttemptRow, ...]
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookedVisit:
+    """A booked appointment, for the calendar export."""
+
+    id: int
+    patient_id: int
+    patient_name: str
+    mrn: str
+    kind: AppointmentKind
+    status: AppointmentStatus
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    notes: str
+    late_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _PatientInfo:
+    name: str
+    mrn: str
+    phone: str
+    do_not_contact: bool
+    do_not_contact_reason: str
+    flags: frozenset[RiskFlag]
+
+
+@dataclass(slots=True)
+class _PumpRow:
+    """One implanted pump, its latest fill and the raw rows of the programs since."""
+
+    pump_id: int
+    patient_id: int
+    pump_model_id: str
+    reservoir_ml: float
+    alarm_ml: float
+    battery_replace_by: dt.date | None
+    fill_id: int | None
+    filled_at: dt.datetime | None
+    volume_ml: float
+    drug_product_id: str | None
+    # (program id, effective from, mcg/mL, mcg/day, bolus mcg, boluses/day, minute, rate)
+    program_rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+# The cache of forecasts: the same inputs always give the same forecast.
+ForecastMemo = dict[Hashable, Forecast]
+# Ids per IN (...) list: well under the SQLite and PostgreSQL parameter limits.
+_IN_CHUNK = 5000
+
+
+# --- the whole clinic at once -----------------------------------------------------------
+
+
+def _not_corrected(program: type[DoseProgram]) -> ColumnElement[bool]:
+    """The program was not set by a refill that a later entry corrects."""
+    correction = aliased(Refill)
+    return or_(
+        program.refill_id.is_(None),
+        ~exists().where(correction.corrects_refill_id == program.refill_id),
+    )
+
+
+def _latest_fill_id(as_of: dt.datetime) -> ScalarSelect[int]:
+    """Per implanted pump: the latest fill up to ``as_of`` that no entry corrects
+    (index ``ix_refills_pump_performed``, then ``ix_refills_corrects_refill_id``)."""
+    fill = aliased(Refill)
+    correction = aliased(Refill)
+    return (
+        select(fill.id)
+        .where(
+            fill.pump_id == ImplantedPump.id,
+            fill.performed_at <= as_of,
+            ~exists().where(correction.corrects_refill_id == fill.id),
+        )
+        .order_by(fill.performed_at.desc(), fill.id.desc())
+        .limit(1)
+        .correlate(ImplantedPump)
+        .scalar_subquery()
+    )
+
+
+def latest_events_statement(as_of: dt.datetime) -> Executable:
+    """Every implanted pump with its latest fill and the programs since (one row per flex
+    step, or per program without steps): the program in force at the fill and every later
+    one up to ``as_of``, leaving out those set by a corrected refill. Driven by the pumps:
+    a handful of index seeks per pump, never a pump's whole history."""
+    fill = aliased(Refill)
+    earlier = aliased(DoseProgram)
+    in_force_from = (
+        select(earlier.effective_from)
+        .where(
+            earlier.pump_id == ImplantedPump.id,
+            earlier.effective_from <= fill.performed_at,
+            _not_corrected(earlier),
+        )
+        .order_by(earlier.effective_from.desc())
+        .limit(1)
+        .correlate(ImplantedPump, fill)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            ImplantedPump.id,
+            ImplantedPump.patient_id,
+            ImplantedPump.pump_model_id,
+            ImplantedPump.reservoir_ml,
+            ImplantedPump.low_reservoir_alarm_ml,
+            ImplantedPump.battery_replace_by,
+            fill.id,
+            fill.performed_at,
+            fill.volume_after_ml,
+            fill.drug_product_id,
+            DoseProgram.id,
+            DoseProgram.effective_from,
+            DoseProgram.concentration_mcg_per_ml,
+            DoseProgram.dose_mcg_per_day,
+            DoseProgram.bolus_dose_mcg,
+            DoseProgram.max_boluses_per_day,
+            FlexStep.starts_at_minute,
+            FlexStep.rate_mcg_per_day,
+        )
+        .select_from(ImplantedPump)
+        .outerjoin(fill, fill.id == _latest_fill_id(as_of))
+        .outerjoin(
+            DoseProgram,
+            and_(
+                DoseProgram.pump_id == ImplantedPump.id,
+                DoseProgram.effective_from <= as_of,
+                DoseProgram.effective_from >= in_force_from,
+                _not_corrected(DoseProgram),
+            ),
+        )
+        .outerjoin(FlexStep, FlexStep.program_id == DoseProgram.id)
+        .where(ImplantedPump.explanted_on.is_(None))
+        .order_by(ImplantedPump.id, DoseProgram.effective_from, FlexStep.step_number)
+    )
+
+
+class _ClinicReader:
+    """The alert list's queries, run inside one unit of work: a fixed number of them,
+    whatever the size of the clinic."""
+
+    def __init__(self, session: Session, reference: Reference, as_of: dt.datetime) -> None:
+        self.session = session
+        self.connection = session.connection()
+        self.reference = reference
+        self.as_of = as_of
+        self.settings = read_settings(session)
+        self.zone = self.settings.zone
+        local_day = as_of.astimezone(self.zone).date()
+        self.day_start = dt.datetime.combine(local_day, dt.time(), tzinfo=self.zone)
+
+    def pumps(self) -> dict[int, _PumpRow]:
+        pumps: dict[int, _PumpRow] = {}
+        current: _PumpRow | None = None
+        for row in self.connection.execute(latest_events_statement(self.as_of)):
+            pump_id = row[0]
+            if current is None or current.pump_id != pump_id:
+                current = pumps[pump_id] = _PumpRow(
+                    pump_id=pump_id,
+                    patient_id=row[1],
+                    pump_model_id=row[2],
+                    reservoir_ml=row[3],
+                    alarm_ml=row[4],
+                    battery_replace_by=row[5],
+                    fill_id=row[6],
+                    filled_at=row[7],
+                    volume_ml=row[8] if row[8] is not None else 0.0,
+                    drug_product_id=row[9],
+                )
+            if row[10] is not None:
+                current.program_rows.append(tuple(row[10:]))
+        return pumps
+
+    def pump_models(self) -> dict[str, tuple[float, float | None, float, int | None]]:
+        """(accuracy %, constant flow mL/day, pocket-fill warning mL, ERI days) by model."""
+        rows = self.connection.execute(
+            select(
+                PumpModel.id,
+                PumpModel.flow_accuracy_pct,
+                PumpModel.constant_flow_ml_per_day,
+                PumpModel.pocket_fill_warning_ml,
+                PumpModel.eri_days_before_end,
+            )
+        )
+        return {model_id: tuple(rest) for model_id, *rest in rows}  # type: ignore[misc]
+
+    def stability_days(self) -> dict[str, int]:
+        rows = self.connection.execute(select(DrugProduct.id, DrugProduct.stability_days))
+        return {drug_id: days for drug_id, days in rows}
+
+    def patients(self, patient_ids: Iterable[int]) -> dict[int, _PatientInfo]:
+        """Names, phone, do-not-contact and risk flags of the patients on the list."""
+        wanted = sorted(set(patient_ids))
+        found: dict[int, _PatientInfo] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            rows = self.connection.execute(
+                select(
+                    Patient.id,
+                    Patient.family_name,
+                    Patient.given_name,
+                    Patient.mrn,
+                    Patient.phone,
+                    Patient.do_not_contact,
+                    Patient.do_not_contact_reason,
+                    Patient.sci_at_or_above_t6,
+                    Patient.communication_difficulties,
+                    Patient.previous_withdrawal,
+                ).where(Patient.id.in_(wanted[start : start + _IN_CHUNK]))
+            )
+            for (
+                patient_id,
+                family_name,
+                given_name,
+                mrn,
+                phone,
+                do_not_contact,
+                reason,
+                sci,
+                communication,
+                withdrawal,
+            ) in rows:
+                found[patient_id] = _PatientInfo(
+                    name=f"{family_name.upper()}, {given_name}",
+                    mrn=mrn,
+                    phone=phone,
+                    do_not_contact=do_not_contact,
+                    do_not_contact_reason=reason,
+                    flags=risk_flags(
+                        sci_at_or_above_t6=sci,
+                        communication_difficulties=communication,
+                        previous_withdrawal=withdrawal,
+                    ),
+                )
+        return found
+
+    def next_bookings(self) -> dict[int, dt.datetime]:
+        """Per patient: the earliest refill still booked (or arrived) from today on
+        (index ``ix_appointments_kind_status_starts``)."""
+        rows = self.connection.execute(
+            select(Appointment.patient_id, func.min(Appointment.starts_at))
+            .where(
+                Appointment.kind == AppointmentKind.REFILL.value,
+                Appointment.status.in_(ACTIVE_BOOKING),
+                Appointment.starts_at >= self.day_start,
+            )
+            .group_by(Appointment.patient_id)
+        )
+        return {patient_id: starts_at for patient_id, starts_at in rows}
+
+    def last_contacts(self) -> dict[int, LastContact]:
+        """Per patient: the latest contact attempt up to ``as_of``."""
+        ranked = (
+            select(
+                ContactAttempt.id,
+                func.row_number()
+                .over(
+                    partition_by=ContactAttempt.patient_id,
+                    order_by=(ContactAttempt.at.desc(), ContactAttempt.id.desc()),
+                )
+                .label("position"),
+            )
+            .where(ContactAttempt.at <= self.as_of)
+            .subquery()
+        )
+        rows = self.connection.execute(
+            select(
+                ContactAttempt.patient_id,
+                ContactAttempt.at,
+                ContactAttempt.method,
+                ContactAttempt.outcome,
+                ContactAttempt.promised_date,
+                ContactAttempt.by_user_id,
+                User.full_name,
+                ContactAttempt.notes,
+            )
+            .join(ranked, ranked.c.id == ContactAttempt.id)
+            .join(User, User.id == ContactAttempt.by_user_id)
+            .where(ranked.c.position == 1)
+        )
+        return {
+            patient_id: LastContact(
+                at=at,
+                method=ContactMethod(method),
+                outcome=ContactOutcome(outcome),
+                promised_date=promised,
+                by_user_id=by_id,
+                by=by,
+                notes=notes,
+            )
+            for patient_id, at, method, outcome, promised, by_id, by, notes in rows
+        }
+
+    def screening_doses(self) -> list[ScreeningDoseSituation]:
+        """Per active trial: the given dose awaiting its response, or else the next planned
+        dose (the trial's planned first dose before any dose row exists)."""
+        trials = self.connection.execute(
+            select(
+                ScreeningTrial.id,
+                ScreeningTrial.patient_id,
+                ScreeningTrial.protocol_id,
+                ScreeningTrial.planned_first_dose_at,
+            ).where(ScreeningTrial.status.in_(ACTIVE_TRIALS))
+        ).all()
+        if not trials:
+            return []
+        doses = self.connection.execute(
+            select(
+                TestDose.trial_id,
+                TestDose.id,
+                TestDose.corrects_id,
+                TestDose.number,
+                TestDose.dose_mcg,
+                TestDose.planned_at,
+                TestDose.given_at,
+                TestDose.response,
+            )
+            .join(ScreeningTrial, ScreeningTrial.id == TestDose.trial_id)
+            .where(ScreeningTrial.status.in_(ACTIVE_TRIALS))
+            .order_by(TestDose.trial_id, TestDose.number, TestDose.id)
+        ).all()
+        corrected = {row.corrects_id for row in doses if row.corrects_id is not None}
+        answers = {response.value for response in DoseResponse}
+        by_trial: dict[int, dict[int, _DoseRow]] = defaultdict(dict)
+        for row in doses:
+            if row.id not in corrected:
+                by_trial[row.trial_id][row.number] = _DoseRow(
+                    row.dose_mcg, row.planned_at, row.given_at, row.response in answers
+                )
+        found: list[ScreeningDoseSituation] = []
+        for trial_id, patient_id, protocol_id, first_dose_at in trials:
+            try:
+                protocol = self.reference.screening_protocol(protocol_id)
+            except KeyError:
+                log.warning("trial %s: unknown screening protocol %r", trial_id, protocol_id)
+                continue
+            trial_doses = by_trial.get(trial_id, {})
+            given = [number for number, d in sorted(trial_doses.items()) if d.given_at]
+            if given and not trial_doses[given[-1]].answered:
+                dose = trial_doses[given[-1]]
+                assert dose.given_at is not None
+                found.append(
+                    ScreeningDoseSituation(
+                        patient_id=patient_id,
+                        trial_id=trial_id,
+                        number=given[-1],
+                        dose_mcg=dose.dose_mcg,
+                        given_at=dose.given_at,
+                        assess_from=elapsed_after(
+                            dose.given_at, dt.timedelta(hours=protocol.assess_from_hours)
+                        ),
+                        observe_until=elapsed_after(
+                            dose.given_at, dt.timedelta(hours=protocol.observe_until_hours)
+                        ),
+                    )
+                )
+                continue
+            waiting = [
+                number
+                for number, d in sorted(trial_doses.items())
+                if d.given_at is None and d.planned_at is not None
+            ]
+            if waiting:
+                dose = trial_doses[waiting[0]]
+                found.append(
+                    ScreeningDoseSituation(
+                        patient_id=patient_id,
+                        trial_id=trial_id,
+                        number=waiting[0],
+                        dose_mcg=dose.dose_mcg,
+                        planned_at=dose.planned_at,
+                    )
+                )
+            elif not trial_doses and first_dose_at is not None and protocol.doses:
+                first = protocol.doses[0]
+                found.append(
+                    ScreeningDoseSituation(
+                        patient_id=patient_id,
+                        trial_id=trial_id,
+                        number=first.number,
+                        dose_mcg=first.dose_mcg,
+                        planned_at=first_dose_at,
+                    )
+                )
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class _DoseRow:
+    dose_mcg: float
+    planned_at: dt.datetime | None
+    given_at: dt.datetime | None
+    answered: bool
+
+
+def clinic_forecasts(
+    pumps: Iterable[_PumpRow],
+    settings: ClinicSettingsData,
+    models: Mapping[str, tuple[float, float | None, float, int | None]],
+    stability_days: Mapping[str, int],
+    memo: ForecastMemo | None = None,
+) -> tuple[dict[int, Forecast], list[int]]:
+    """Each pump's forecast from its latest fill, and the pumps without one (no fill, no
+    program in force at it, or data the arithmetic refuses). ``memo`` keeps forecasts by
+    their inputs from one evaluation to the next; it is replaced by this evaluation's."""
+    calendar = ClinicCalendar.from_settings(settings)
+    margin_days = settings.refill_safety_margin_days
+    zone = settings.zone
+    forecasts: dict[int, Forecast] = {}
+    missing: list[int] = []
+    used: ForecastMemo = {}
+    specs: dict[tuple[str, float, float], PumpSpec] = {}
+    for pump in pumps:
+        if pump.filled_at is None or not pump.program_rows:
+            missing.append(pump.pump_id)
+            continue
+        stability = stability_days.get(pump.drug_product_id or "")
+        key = (
+            pump.pump_model_id,
+            pump.reservoir_ml,
+            pump.alarm_ml,
+            pump.filled_at,
+            pump.volume_ml,
+            stability,
+            tuple(pump.program_rows),
+        )
+        found = memo.get(key) if memo is not None else None
+        if found is None:
+            try:
+                spec_key = (pump.pump_model_id, pump.reservoir_ml, pump.alarm_ml)
+                spec = specs.get(spec_key)
+                if spec is None:
+                    accuracy, constant_flow, pocket_ml, _eri = models[pump.pump_model_id]
+                    spec = specs[spec_key] = PumpSpec(
+                        reservoir_ml=pump.reservoir_ml,
+                        low_reservoir_alarm_ml=pump.alarm_ml,
+                        flow_accuracy_pct=accuracy,
+                        constant_flow_ml_per_day=constant_flow,
+                        pocket_fill_warning_ml=pocket_ml,
+                    )
+                found = fast_forecast(
+                    pump.filled_at,
+                    pump.volume_ml,
+                    _programs(pump.program_rows),
+                    spec,
+                    calendar,
+                    margin_days=margin_days,
+                    stability_days=stability,
+                    zone=zone,
+                )
+            except ValueError as error:  # stored data the arithmetic refuses
+                log.warning("pump %s: no forecast (%s)", pump.pump_id, error)
+                missing.append(pump.pump_id)
+                continue
+        used[key] = found
+        forecasts[pump.pump_id] = found
+    if memo is not None:
+        memo.clear()
+        memo.update(used)
+    return forecasts, missing
+
+
+def _programs(rows: Iterable[tuple[Any, ...]]) -> list[ProgramPeriod]:
+    """Program periods from the raw rows (one per flex step, in step order)."""
+    programs: list[ProgramPeriod] = []
+    current_id: object = None
+    header: tuple[Any, ...] = ()
+    steps: list[FlexStepSpec] = []
+
+    def flush() -> None:
+        if header:
+            _id, effective_from, concentration, dose, bolus, boluses = header
+            programs.append(
+                ProgramPeriod(
+                    effective_from=effective_from,
+                    concentration_mcg_per_ml=concentration,
+                    dose_mcg_per_day=dose,
+                    flex_steps=tuple(steps),
+                    bolus_dose_mcg=bolus,
+                    max_boluses_per_day=boluses,
+                )
+            )
+
+    for program_id, *values, minute, rate in rows:
+        if program_id != current_id:
+            flush()
+            current_id = program_id
+            header = (program_id, *values)
+            steps = []
+        if minute is not None:
+            steps.append(FlexStepSpec(minute, rate))
+    flush()
+    return programs
+
+
+def read_alerts(
+    session: Session,
+    reference: Reference,
+    as_of: dt.datetime,
+    *,
+    memo: ForecastMemo | None = None,
+) -> AlertList:
+    """The whole clinic's alerts as of ``as_of``, inside an open unit of work (no permission
+    check: the caller has done it, or is the headless command reading a file it was given)."""
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise ValueError("as_of must be timezone-aware")
+    reader = _ClinicReader(session, reference, as_of)
+    pumps = reader.pumps()
+    models = reader.pump_models()
+    bookings = reader.next_bookings()
+    doses = reader.screening_doses()
+    settings = reader.settings
+    forecasts, missing = clinic_forecasts(
+        pumps.values(), settings, models, reader.stability_days(), memo
+    )
+    policy = AlertSettings(zone=settings.zone, due_soon_horizon_days=settings.due_soon_horizon_days)
+    # Risk flags only raise a severity, never make or close an alert: read the patients of
+    # the alerts found, then raise theirs.
+    alerts = evaluate(
+        (
+            PumpSituation(
+                patient_id=pump.patient_id,
+                pump_id=pump.pump_id,
+                forecast=forecasts.get(pump.pump_id),
+                next_booked_refill_at=bookings.get(pump.patient_id),
+                battery_replace_by=pump.battery_replace_by,
+                battery_notice_days=models.get(pump.pump_model_id, (0, None, 0, None))[3],
+            )
+            for pump in pumps.values()
+        ),
+        doses,
+        as_of,
+        policy,
+    )
+    missing_patients = {pumps[pump_id].patient_id for pump_id in missing}
+    patients = reader.patients({alert.patient_id for alert in alerts} | missing_patients)
+    alerts = apply_risk_flags(
+        alerts, {patient_id: info.flags for patient_id, info in patients.items()}
+    )
+    contacts = reader.last_contacts()
+    rows = []
+    for alert in alerts:
+        info = patients[alert.patient_id]
+        rows.append(
+            AlertRow(
+                alert=alert,
+                patient_name=info.name,
+                mrn=info.mrn,
+                phone=info.phone,
+                do_not_contact=info.do_not_contact,
+                do_not_contact_reason=info.do_not_contact_reason,
+                last_contact=contacts.get(alert.patient_id),
+            )
+        )
+    if missing:
+        log.warning("%d implanted pump(s) without a forecast: %s", len(missing), missing[:20])
+    return AlertList(
+        as_of=as_of,
+        zone=settings.zone,
+        clinic_name=settings.clinic_name,
+        rows=tuple(rows),
+        pumps_checked=len(pumps),
+        unforecastable=tuple(
+            (
+                pump_id,
+                pumps[pump_id].patient_id,
+                patients[pumps[pump_id].patient_id].name,
+                patients[pumps[pump_id].patient_id].mrn,
+            )
+            for pump_id in sorted(missing)
+        ),
+    )
+
+
+def read_forecasts(
+    session: Session, reference: Reference, as_of: dt.datetime
+) -> dict[int, Forecast]:
+    """Every implanted pump's forecast from the same bulk reads as the alert list."""
+    reader = _ClinicReader(session, reference, as_of)
+    forecasts, _missing = clinic_forecasts(
+        reader.pumps().values(), reader.settings, reader.pump_models(), reader.stability_days()
+    )
+    return forecasts
+
+
+# --- the service ------------------------------------------------------------------------
+
+
+class AlertService:
+    def __init__(self, context: ServiceContext) -> None:
+        self._ctx = context
+        # Forecasts by their inputs, kept between evaluations (the list is re-evaluated every
+        # minute while the app is open); the queries still run every time.
+        self._memo: ForecastMemo = {}
+
+    # --- reading ----------------------------------------------------------------------
+
+    def alerts(self, actor: Actor, as_of: dt.datetime | None = None) -> AlertList:
+        """Every alert in the clinic as of ``as_of`` (default: now)."""
+        require(actor, Permission.VIEW_ALERTS)
+        at = self._ctx.now() if as_of is None else as_of
+        with self._ctx.unit_of_work() as session:
+            return read_alerts(session, self._ctx.reference, at, memo=self._memo)
+
+    def forecasts(self, actor: Actor, as_of: dt.datetime | None = None) -> dict[int, Forecast]:
+        """Every implanted pump's forecast, by pump id, from the bulk reads."""
+        require(actor, Permission.VIEW_ALERTS)
+        at = self._ctx.now() if as_of is None else as_of
+        with self._ctx.unit_of_work() as session:
+            return read_forecasts(session, self._ctx.reference, at)
+
+    def contact_sheet(self, actor: Actor, patient_id: int) -> ContactSheet:
+        require(actor, Permission.VIEW_ALERTS)
+        with self._ctx.unit_of_work() as session:
+            patient = session.get(Patient, patient_id)
+            if patient is None:
+                raise NotFound(f"Patient {patient_id} does not exist.")
+            contacts = session.scalars(
+                select(PatientContact)
+                .where(PatientContact.patient_id == patient_id)
+                .order_by(PatientContact.is_primary.desc(), PatientContact.id)
+            )
+            return ContactSheet(
+                patient_id=patient.id,
+                patient_name=f"{patient.family_name.upper()}, {patient.given_name}",
+                mrn=patient.mrn,
+                phone=patient.phone,
+                email=patient.email,
+                address=patient.address,
+                emergency_contacts=tuple(
+                    (c.name, c.relationship_to_patient, c.phone) for c in contacts
+                ),
+                risk_flags=tuple(
+                    flag
+                    for flag in RiskFlag
+                    if flag
+                    in risk_flags(
+                        sci_at_or_above_t6=patient.sci_at_or_above_t6,
+                        communication_difficulties=patient.communication_difficulties,
+                        previous_withdrawal=patient.previous_withdrawal,
+                    )
+                ),
+                do_not_contact=patient.do_not_contact,
+                do_not_contact_reason=patient.do_not_contact_reason,
+                attempts=tuple(self._attempts(session, patient_id)),
+                version=patient.version,
+            )
+
+    def contact_attempts(self, actor: Actor, patient_id: int) -> list[ContactAttemptRow]:
+        """The patient's contact attempts, newest first."""
+        require(actor, Permission.VIEW_ALERTS)
+        with self._ctx.unit_of_work() as session:
+            return self._attempts(session, patient_id)
+
+    def booked_visits(
+        self, actor: Actor, first_day: dt.date, last_day: dt.date
+    ) -> list[BookedVisit]:
+        """Appointments still booked (or arrived) from ``first_day`` to ``last_day``
+        (clinic days, both included), in time order."""
+        require(actor, Permission.VIEW_SCHEDULE)
+        if last_day < first_day:
+            raise ValidationFailed(
+                [FieldError("last_day", "The last day must not be before the first day.")]
+            )
+        with self._ctx.unit_of_work() as session:
+            zone = read_settings(session).zone
+            start = dt.datetime.combine(first_day, dt.time(), tzinfo=zone)
+            end = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+            rows = session.execute(
+                select(Appointment, Patient.family_name, Patient.given_name, Patient.mrn)
+                .join(Patient, Patient.id == Appointment.patient_id)
+                .where(
+                    Appointment.status.in_(ACTIVE_BOOKING),
+                    Appointment.starts_at >= start,
+                    Appointment.starts_at < end,
+                )
+                .order_by(Appointment.starts_at, Appointment.id)
+            )
+            return [
+                BookedVisit(
+                    id=a.id,
+                    patient_id=a.patient_id,
+                    patient_name=f"{family.upper()}, {given}",
+                    mrn=mrn,
+                    kind=AppointmentKind(a.kind),
+                    status=AppointmentStatus(a.status),
+                    starts_at=a.starts_at,
+                    ends_at=a.ends_at,
+                    notes=a.notes,
+                    late_reason=a.late_reason,
+                )
+                for a, family, given, mrn in rows
+            ]
+
+    # --- working the list -------------------------------------------------------------
+
+    def log_contact(self, actor: Actor, data: ContactInput) -> ContactAttemptRow:
+        """Record an attempt to reach a patient (a call, a text, a letter ...)."""
+        require(actor, Permission.LOG_CONTACTS)
+        with self._ctx.unit_of_work() as session:
+            patient = session.get(Patient, data.patient_id)
+            if patient is None:
+                raise NotFound(f"Patient {data.patient_id} does not exist.")
+            settings = read_settings(session)
+            now = self._ctx.now()
+            method, outcome = _check_contact(data, settings.zone, now)
+            pump_id = session.scalar(
+                select(ImplantedPump.id).where(
+                    ImplantedPump.patient_id == patient.id, ImplantedPump.explanted_on.is_(None)
+                )
+            )
+            row = ContactAttempt(
+                patient_id=patient.id,
+                pump_id=pump_id,
+                at=data.at,
+                by_user_id=actor.user_id,
+                method=method.value,
+                outcome=outcome.value,
+                promised_date=data.promised_date,
+                notes=data.notes.strip(),
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            audit.record(
+                session,
+                actor=actor,
+                at=now,
+                action=AuditAction.CREATE,
+                entity="contact_attempt",
+                entity_id=row.id,
+                patient_id=patient.id,
+                after=audit.snapshot(row),
+            )
+            return ContactAttemptRow(
+                id=row.id,
+                patient_id=row.patient_id,
+                pump_id=row.pump_id,
+                at=row.at,
+                by_user_id=actor.user_id,
+                by=actor.full_name,
+                method=method,
+                outcome=outcome,
+                promised_date=row.promised_date,
+                notes=row.notes,
+            )
+
+    def set_do_not_contact(
+        self, actor: Actor, patient_id: int, do_not_contact: bool, reason: str = ""
+    ) -> ContactSheet:
+        """Flag (with a reason) or unflag a patient who must not be contacted directly.
+
+        The flag never hides an alert: the worklist shows it so that staff reach the patient
+        another way (a carer, the GP, the ward)."""
+        require(actor, Permission.LOG_CONTACTS)
+        reason = reason.strip()
+        if do_not_contact and not reason:
+            raise ValidationFailed(
+                [FieldError("do_not_contact_reason", "Give the reason not to contact.")]
+            )
+        if len(reason) > MAX_REASON_LENGTH:
+            raise ValidationFailed(
+                [
+                    FieldError(
+                        "do_not_contact_reason",
+                        f"Reason: at most {MAX_REASON_LENGTH} characters ({len(reason)}).",
+                    )
+                ]
+            )
+        with self._ctx.unit_of_work() as session:
+            patient = session.get(Patient, patient_id)
+            if patient is None:
+                raise NotFound(f"Patient {patient_id} does not exist.")
+            before = {
+                "do_not_contact": patient.do_not_contact,
+                "do_not_contact_reason": patient.do_not_contact_reason,
+            }
+            patient.do_not_contact = do_not_contact
+            patient.do_not_contact_reason = reason if do_not_contact else ""
+            now = self._ctx.now()
+            patient.updated_at = now
+            session.flush()
+            audit.record(
+                session,
+                actor=actor,
+                at=now,
+                action=AuditAction.UPDATE,
+                entity="patient",
+                entity_id=patient.id,
+                patient_id=patient.id,
+                before=before,
+                after={
+                    "do_not_contact": patient.do_not_contact,
+                    "do_not_contact_reason": patient.do_not_contact_reason,
+                },
+            )
+        return self.contact_sheet(actor, patient_id)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _attempts(self, session: Session, patient_id: int) -> list[ContactAttemptRow]:
+        rows = session.execute(
+            select(ContactAttempt, User.full_name)
+            .join(User, User.id == ContactAttempt.by_user_id)
+            .where(ContactAttempt.patient_id == patient_id)
+            .order_by(ContactAttempt.at.desc(), ContactAttempt.id.desc())
+        )
+        return [
+            ContactAttemptRow(
+                id=c.id,
+                patient_id=c.patient_id,
+                pump_id=c.pump_id,
+                at=c.at,
+                by_user_id=c.by_user_id,
+                by=name,
+                method=ContactMethod(c.method),
+                outcome=ContactOutcome(c.outcome),
+                promised_date=c.promised_date,
+                notes=c.notes,
+            )
+            for c, name in rows
+        ]
+
+
+def _check_contact(
+    data: ContactInput, zone: dt.tzinfo, now: dt.datetime
+) -> tuple[ContactMethod, ContactOutcome]:
+    errors: list[FieldError] = []
+    method = outcome = None
+    try:
+        method = ContactMethod(data.method)
+    except ValueError:
+        errors.append(FieldError("method", "Choose how you tried to reach the patient."))
+    try:
+        outcome = ContactOutcome(data.outcome)
+    except ValueError:
+        errors.append(FieldError("outcome", "Choose the outcome."))
+    if method is not None and outcome is not None and outcome not in outcomes_for(method):
+        errors.append(
+            FieldError(
+                "outcome",
+                f"“{outcome.label}” does not go with {method.label.lower()}: choose another"
+                " outcome.",
+            )
+        )
+    at_day: dt.date | None = None
+    if data.at.tzinfo is None or data.at.utcoffset() is None:
+        errors.append(FieldError("at", "The time of the attempt needs a time zone."))
+    elif data.at > now + FUTURE_TOLERANCE:
+        errors.append(FieldError("at", "The time of the attempt cannot be in the future."))
+    else:
+        at_day = data.at.astimezone(zone).date()
+    promised = data.promised_date
+    if promised is not None and at_day is not None:
+        if promised < at_day:
+            errors.append(
+                FieldError(
+                    "promised_date", "The promised date cannot be before the attempt itself."
+                )
+            )
+        elif promised > at_day + dt.timedelta(days=PROMISE_LIMIT_DAYS):
+            errors.append(FieldError("promised_date", "The promised date must be within a year."))
+    if len(data.notes.strip()) > MAX_NOTES_LENGTH:
+        errors.append(
+            FieldError(
+                "notes", f"Notes: at most {MAX_NOTES_LENGTH} characters ({len(data.notes)})."
+            )
+        )
+    if errors:
+        raise ValidationFailed(errors)
+    assert method is not None and outcome is not None
+    return method, outcome
