@@ -39,6 +39,25 @@ def test_init_creates_an_upgraded_database(tmp_path: Path, capsys) -> None:
     assert main(["init", "--db", str(db)]) == 0  # again: already at head
 
 
+def test_init_with_a_database_url(database_url: str, capsys) -> None:
+    """--database-url: the test database of this run (SQLite, or PostgreSQL when set)."""
+    from sqlalchemy.engine import make_url
+
+    from pumpclinic.db.engine import current_revision, head_revision, make_engine
+
+    assert main(["--database-url", database_url, "init"]) == 0
+    out = capsys.readouterr().out
+    password = make_url(database_url).password
+    assert "Database ready" in out
+    assert not password or (f":{password}@" not in out and ":***@" in out)
+    assert main(["init", "--database-url", database_url]) == 0  # again: already at head
+    engine = make_engine(database_url)
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
 def test_db_that_is_a_folder_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["init", "--db", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err

@@ -17,6 +17,9 @@ import pytest
 
 from pumpclinic.cli import main
 
+# SIGKILL during a write to a SQLite file, then PRAGMA integrity_check on that file.
+pytestmark = pytest.mark.sqlite_only
+
 ROWS = 1500
 HEADER = (
     "mrn,family_name,given_name,date_of_birth,origin,pump_model,concentration_mcg_per_ml,"

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import sqlite3
+import zoneinfo
 from pathlib import Path
 
 import pytest
 
 from pumpclinic.cli import main
 from pumpclinic.domain.enums import Role
+from pumpclinic.domain.importing import ImportRow, parse_row
 from pumpclinic.reference_files import load_reference
 from pumpclinic.services.clinic import open_clinic
 from pumpclinic.services.context import Actor
+from pumpclinic.services.importer import ImportRejected, import_rows
 
 HEADER = (
     "mrn,family_name,given_name,date_of_birth,origin,pump_model,concentration_mcg_per_ml,"
@@ -35,6 +40,7 @@ def count_patients(db: Path) -> int:
         return connection.execute("SELECT count(*) FROM patients").fetchone()[0]
 
 
+@pytest.mark.sqlite_only  # import-csv --db PATH writes a SQLite file
 def test_imports_every_row_and_forecasts_them(tmp_path: Path, capsys) -> None:
     db = tmp_path / "new" / "clinic.sqlite3"
     assert (
@@ -64,6 +70,7 @@ def test_imports_every_row_and_forecasts_them(tmp_path: Path, capsys) -> None:
         services.close()
 
 
+@pytest.mark.sqlite_only  # import-csv --db PATH writes a SQLite file
 def test_one_bad_row_means_nothing_is_imported(tmp_path: Path, capsys) -> None:
     db = tmp_path / "clinic.sqlite3"
     bad = [
@@ -86,6 +93,7 @@ def test_one_bad_row_means_nothing_is_imported(tmp_path: Path, capsys) -> None:
     assert count_patients(db) == 0
 
 
+@pytest.mark.sqlite_only  # import-csv --db PATH writes a SQLite file
 def test_duplicate_mrns_in_file_or_database_are_refused(tmp_path: Path, capsys) -> None:
     db = tmp_path / "clinic.sqlite3"
     assert main(["import-csv", "--db", str(db), str(write(tmp_path, GOOD[0]))]) == 0
@@ -117,3 +125,37 @@ def test_missing_columns_are_named(tmp_path: Path, capsys) -> None:
     path.write_text("mrn,family_name\nRIV-1,Okafor\n", encoding="utf-8")
     assert main(["import-csv", "--db", str(tmp_path / "c.sqlite3"), str(path)]) == 2
     assert "missing column(s): given_name" in capsys.readouterr().err
+
+
+def test_import_rows_on_the_test_database(services, reference) -> None:
+    """The import itself (what import-csv calls) on either engine: all rows, then none."""
+    zone = zoneinfo.ZoneInfo("Europe/London")
+    now = services.context.now()
+
+    def parse(*lines: str) -> list[ImportRow]:
+        reader = csv.DictReader(io.StringIO(HEADER + "".join(lines)))
+        rows = [
+            parse_row(
+                reader.line_num,
+                dict(raw),
+                today=now.astimezone(zone).date(),
+                zone=zone,
+                now=now,
+                pump_models={m.id: m for m in reference.pump_models},
+                concentrations=[
+                    d.concentration_mcg_per_ml
+                    for d in reference.drug_products
+                    if not d.screening_only
+                ],
+            )
+            for raw in reader
+        ]
+        assert all(isinstance(row, ImportRow) for row in rows), rows
+        return rows  # type: ignore[return-value]
+
+    assert import_rows(services.context, parse(*GOOD)) == 2
+    with pytest.raises(ImportRejected, match="1 problem"):
+        import_rows(services.context, parse(GOOD[0]))
+    viewer = Actor(0, "viewer", "Viewer", Role.NURSE)
+    mrns = sorted(r.mrn for r in services.patients.list_patients(viewer))
+    assert mrns == ["RIV-1", "RIV-2"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -69,3 +70,24 @@ def upgrade_schema(engine: Engine) -> None:
     if current_revision(engine) == head_revision():
         return
     command.upgrade(alembic_config(engine), "head")
+
+
+def advance_id_sequences(session: Session, tables: Iterable[Table]) -> None:
+    """After rows were inserted with ids of their own: move each table's id sequence past them.
+
+    SQLite's next id is always past the largest; a PostgreSQL sequence knows nothing of
+    ids given explicitly, and the next ordinary insert would clash with them.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in tables:
+        column = table.autoincrement_column
+        if column is None:
+            continue
+        session.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence(:table, :column),"
+                f" coalesce(max({column.name}), 0) + 1, false) FROM {table.name}"
+            ),
+            {"table": table.name, "column": column.name},
+        )

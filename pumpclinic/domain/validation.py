@@ -18,10 +18,8 @@ def require_text(
 ) -> None:
     if not value.strip():
         errors.append(FieldError(field, f"{label} is required."))
-    elif len(value) > max_length:
-        errors.append(
-            FieldError(field, f"{label} must be at most {max_length} characters ({len(value)}).")
-        )
+    else:
+        limit_text(errors, field, label, value, max_length)
 
 
 def limit_text(
@@ -31,6 +29,9 @@ def limit_text(
         errors.append(
             FieldError(field, f"{label} must be at most {max_length} characters ({len(value)}).")
         )
+    elif "\x00" in value:
+        # Never typed by a person; PostgreSQL cannot store it in a text column.
+        errors.append(FieldError(field, f"{label} must not contain a NUL character."))
 
 
 def require_int_range(

@@ -7,12 +7,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from pumpclinic.domain.enums import Role
 from pumpclinic.domain.reference import Reference
-from pumpclinic.services.errors import DatabaseUnavailable
+from pumpclinic.domain.validation import FieldError
+from pumpclinic.services.errors import DatabaseUnavailable, StaleRecord, ValidationFailed
 
 Clock = Callable[[], dt.datetime]
 
@@ -57,8 +59,25 @@ class ServiceContext:
                 yield session
         except OperationalError as exc:
             raise DatabaseUnavailable(_operational_message(exc, self.database_label)) from exc
+        except DataError as exc:
+            # A value the server refuses where SQLite would store it (PostgreSQL: a NUL
+            # character, a text longer than its column, a number out of the column's range).
+            raise ValidationFailed([FieldError("", _data_message(exc))]) from exc
+        except StaleDataError as exc:
+            # Two workstations saved the same record at the same moment: the version check
+            # in the UPDATE matched no row.
+            raise StaleRecord(
+                "Someone else saved this record at the same moment. Reload to see their"
+                " changes; your edits were not saved."
+            ) from exc
         finally:
             session.close()
+
+
+def _data_message(exc: DataError) -> str:
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    first_line = text.strip().splitlines()[0] if text.strip() else "a value is not valid"
+    return f"Not saved: the database refused a value ({first_line}). Nothing was changed."
 
 
 def _operational_message(exc: OperationalError, database_label: str) -> str:

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
+from pumpclinic.db.engine import advance_id_sequences
 from pumpclinic.db.models import (
     Appointment,
     AshworthScore,
@@ -737,11 +738,14 @@ class _DemoBuilder:
     def _write(self) -> None:
         # Core executemany on the tables: every row has every column, ids are assigned here,
         # so the ORM's per-object bookkeeping would only cost time.
+        tables: list[Table] = []
         for model, rows in self.rows.items():
             table = model.__table__
             assert isinstance(table, Table)
+            tables.append(table)
             for start in range(0, len(rows), 5000):
                 self.session.execute(table.insert(), rows[start : start + 5000])
+        advance_id_sequences(self.session, tables)
         self.session.flush()
 
     def _settings(self) -> None:

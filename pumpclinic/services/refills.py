@@ -1082,7 +1082,12 @@ class RefillService:
             max_boluses_per_day=new_period.max_boluses_per_day,
         )
         warning = None
-        if old_view is not None and old_view.dose_mcg_per_day > 0:
+        if data.dose_mcg_per_day == 0 and (old_view is None or old_view.dose_mcg_per_day > 0):
+            warning = (
+                "A daily dose of 0 mcg/day stops all delivery: abrupt baclofen withdrawal "
+                "(fever, rigidity, rhabdomyolysis). Only a clinician may program it, with a reason."
+            )
+        elif old_view is not None and old_view.dose_mcg_per_day > 0:
             last_change = _last_dose_change(_programs(pump)) or dt.datetime.combine(
                 pump.implanted_on, dt.time(), tzinfo=settings.zone
             )

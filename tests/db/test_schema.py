@@ -1,9 +1,12 @@
-"""The schema: migrations match the models, SQLite pragmas, aware datetimes, CHECKs."""
+"""The schema: migrations match the models, SQLite pragmas, aware datetimes, CHECKs.
+
+On the test database of the run: a SQLite file, or a fresh schema on the PostgreSQL server
+of ``PUMPCLINIC_TEST_DATABASE_URL``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -16,7 +19,6 @@ from pumpclinic.db.engine import (
     head_revision,
     make_engine,
     make_session_factory,
-    sqlite_url,
     upgrade_schema,
 )
 from pumpclinic.db.models import Base, ClinicSettings, DoseProgram, ImplantedPump, Patient, User
@@ -26,8 +28,8 @@ NOW = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def engine(tmp_path: Path):
-    engine = make_engine(sqlite_url(tmp_path / "schema.sqlite3"))
+def engine(database_url: str):
+    engine = make_engine(database_url)
     upgrade_schema(engine)
     yield engine
     engine.dispose()
@@ -47,6 +49,7 @@ def test_upgrade_is_idempotent(engine) -> None:
     assert current_revision(engine) == head_revision()
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_uses_wal_and_foreign_keys(engine) -> None:
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -115,19 +118,19 @@ def test_foreign_keys_are_enforced(engine) -> None:
             "INSERT INTO pump_models (id, manufacturer, name, model_number, kind, reservoir_ml, "
             "low_reservoir_alarm_ml, flow_accuracy_pct, max_flex_steps, pocket_fill_warning_ml, "
             "plans_refill_with_boluses, active) VALUES ('p', 'm', 'n', '', 'programmable', 20, "
-            "2, 150, 13, 1, 0, 1)",
+            "2, 150, 13, 1, FALSE, TRUE)",
             "accuracy_range",
         ),
         (
             "INSERT INTO pump_models (id, manufacturer, name, model_number, kind, reservoir_ml, "
             "low_reservoir_alarm_ml, flow_accuracy_pct, max_flex_steps, pocket_fill_warning_ml, "
             "plans_refill_with_boluses, active) VALUES ('p', 'm', 'n', '', 'programmable', 20, "
-            "25, 14.5, 13, 1, 0, 1)",
+            "25, 14.5, 13, 1, FALSE, TRUE)",
             "alarm_within_reservoir",
         ),
         (
             "INSERT INTO drug_products (id, name, concentration_mcg_per_ml, screening_only, "
-            "stability_days, active) VALUES ('d', 'n', 0, 0, 77, 1)",
+            "stability_days, active) VALUES ('d', 'n', 0, FALSE, 77, TRUE)",
             "concentration_positive",
         ),
     ],
@@ -184,12 +187,12 @@ def test_settings_are_a_single_row(engine) -> None:
     assert ClinicSettings.__table__.name == "clinic_settings"
 
 
-def test_a_database_at_the_first_revision_upgrades_keeping_its_data(tmp_path: Path) -> None:
+def test_a_database_at_the_first_revision_upgrades_keeping_its_data(database_url: str) -> None:
     from alembic import command
 
     from pumpclinic.db.engine import alembic_config
 
-    engine = make_engine(sqlite_url(tmp_path / "old.sqlite3"))
+    engine = make_engine(database_url)
     command.upgrade(alembic_config(engine), "0001")
     with engine.begin() as connection:
         connection.execute(

@@ -11,6 +11,9 @@ import pytest
 from pumpclinic.cli import main
 from pumpclinic.domain.patients import PatientInput
 
+# audit-verify reads a SQLite file (--db PATH); the tampering is done with sqlite3 on it.
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture
 def used_clinic(services, admin, nurse, db_path: Path) -> Path:

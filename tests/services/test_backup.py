@@ -12,6 +12,9 @@ from pumpclinic.cli import main
 from pumpclinic.domain.patients import PatientInput
 from pumpclinic.services.backup import BackupError, automatic_backup, verify_backup
 
+# Backups are SQLite's online backup of the clinic file (a PostgreSQL server has pg_dump).
+pytestmark = pytest.mark.sqlite_only
+
 TABLES = ("patients", "users", "audit_log", "clinic_settings", "pump_models")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, inspect, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from pumpclinic.db.models import (
@@ -43,6 +43,7 @@ from pumpclinic.services.demo import (
     create_demo_clinic,
     is_demo_populated,
 )
+from tests.conftest import TestDatabases
 
 NOW = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
 LONDON = ZoneInfo("Europe/London")
@@ -52,17 +53,16 @@ def fixed_clock() -> dt.datetime:
     return NOW
 
 
-def _open(path: Path, reference: Reference) -> Services:
-    return open_clinic(
-        f"sqlite+pysqlite:///{path}", reference, clock=fixed_clock, database_label=path.name
-    )
+def _open(databases: TestDatabases, path: Path, reference: Reference) -> Services:
+    """A new, empty clinic: the file ``path``, or a fresh schema on the test server."""
+    return open_clinic(databases.new(path), reference, clock=fixed_clock, database_label=path.name)
 
 
 @pytest.fixture(scope="module")
 def clinic(
-    tmp_path_factory: pytest.TempPathFactory, reference: Reference
+    tmp_path_factory: pytest.TempPathFactory, reference: Reference, test_databases: TestDatabases
 ) -> Iterator[tuple[Services, DemoSummary]]:
-    services = _open(tmp_path_factory.mktemp("demo") / "demo.sqlite3", reference)
+    services = _open(test_databases, tmp_path_factory.mktemp("demo") / "demo.sqlite3", reference)
     summary = create_demo_clinic(services.context)
     yield services, summary
     services.close()
@@ -358,9 +358,12 @@ def test_refuses_a_database_that_already_has_a_clinic(
 
 
 def test_a_failure_leaves_nothing_written(
-    tmp_path: Path, reference: Reference, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    reference: Reference,
+    monkeypatch: pytest.MonkeyPatch,
+    test_databases: TestDatabases,
 ) -> None:
-    services = _open(tmp_path / "broken.sqlite3", reference)
+    services = _open(test_databases, tmp_path / "broken.sqlite3", reference)
 
     def broken(self: object) -> None:
         raise RuntimeError("disk on fire")
@@ -376,40 +379,57 @@ def test_a_failure_leaves_nothing_written(
     services.close()
 
 
-def test_same_seed_and_clock_give_the_same_database(tmp_path: Path, reference: Reference) -> None:
+def test_same_seed_and_clock_give_the_same_database(
+    tmp_path: Path, reference: Reference, test_databases: TestDatabases
+) -> None:
     dumps = []
     for name in ("a.sqlite3", "b.sqlite3"):
-        services = _open(tmp_path / name, reference)
+        services = _open(test_databases, tmp_path / name, reference)
         create_demo_clinic(services.context)
+        dumps.append(_dump(services))
         services.close()
-        dumps.append(_dump(tmp_path / name))
     assert dumps[0] == dumps[1]
     assert len(dumps[0]["refills"]) > 100
 
-    services = _open(tmp_path / "other-seed.sqlite3", reference)
+    services = _open(test_databases, tmp_path / "other-seed.sqlite3", reference)
     create_demo_clinic(services.context, seed=1)
+    assert _dump(services)["patients"] != dumps[0]["patients"]
     services.close()
-    assert _dump(tmp_path / "other-seed.sqlite3")["patients"] != dumps[0]["patients"]
 
 
-def _dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    connection = sqlite3.connect(path)
+def test_ids_given_by_the_demo_leave_room_for_new_rows(
+    tmp_path: Path, reference: Reference, test_databases: TestDatabases
+) -> None:
+    """On PostgreSQL the demo's own ids must move the id sequences on, or the clinic's
+    first new patient would clash with demo patient 1."""
+    services = _open(test_databases, tmp_path / "small.sqlite3", reference)
     try:
-        tables = [
-            name
-            for (name,) in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-            )
-        ]
-        dump: dict[str, list[tuple[object, ...]]] = {}
-        for table in tables:
-            columns = [
-                row[1]
-                for row in connection.execute(f"PRAGMA table_info({table})")
-                if row[1] != "password_hash"
-            ]
-            rows = connection.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
-            dump[table] = sorted(rows, key=repr)
-        return dump
+        summary = create_demo_clinic(services.context, patients=24, years=1)
+        nurse = next(u for u in DEMO_USERS if u.role is Role.NURSE)
+        actor = services.users.authenticate(nurse.username, nurse.password)
+        record = services.patients.create_patient(
+            actor,
+            PatientInput(
+                mrn="NEW-000001",
+                family_name="Newcomer",
+                given_name="Nia",
+                date_of_birth=dt.date(1980, 6, 1),
+                spasticity_origin="spinal",
+                diagnosis="Spinal cord injury",
+            ),
+        )
+        assert record.id == summary.patients + 1
     finally:
-        connection.close()
+        services.close()
+
+
+def _dump(services: Services) -> dict[str, list[tuple[object, ...]]]:
+    """Every table's rows (password hashes left out), in a stable order."""
+    engine: Engine = services.context.session_factory.kw["bind"]
+    dump: dict[str, list[tuple[object, ...]]] = {}
+    with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            columns = [c for c in table.columns if c.name != "password_hash"]
+            rows = connection.execute(select(*columns)).all()
+            dump[table.name] = sorted((tuple(row) for row in rows), key=repr)
+    return dump

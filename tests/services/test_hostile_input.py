@@ -3,10 +3,10 @@ never a crash and never a corrupt row."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import math
-import sqlite3
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pumpclinic.domain.clinic import ClinicSettingsData
 from pumpclinic.domain.patients import PatientInput
-from pumpclinic.services.errors import ValidationFailed
+from pumpclinic.services.errors import AuthenticationFailed, ValidationFailed
 from pumpclinic.services.refills import DoubleCheck, RefillInput
 from tests.conftest import NOW, PASSWORDS
 from tests.services.refill_fixtures import implanted_patient
@@ -48,9 +48,14 @@ RELAXED = settings(
 _unique = itertools.count()
 
 
-def integrity_ok(db_path) -> bool:
-    with sqlite3.connect(db_path) as connection:
-        return connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+def integrity_ok(services) -> bool:
+    """SQLite: the file's pages and indexes agree. A PostgreSQL server checks each row as it
+    is written; there is no file of ours to check afterwards."""
+    engine = services.context.session_factory.kw["bind"]
+    if engine.dialect.name != "sqlite":
+        return True
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
 @RELAXED
@@ -70,7 +75,6 @@ def integrity_ok(db_path) -> bool:
 def test_patient_form_input(
     services,
     nurse,
-    db_path,
     family,
     given_name,
     diagnosis,
@@ -99,7 +103,28 @@ def test_patient_form_input(
     event("saved")
     stored = services.patients.get_patient(nurse, record.id).data
     assert stored == data.normalized()
-    assert integrity_ok(db_path)
+    assert integrity_ok(services)
+
+
+def test_a_nul_character_is_refused_cleanly_on_every_engine(services, nurse) -> None:
+    # SQLite would store it; PostgreSQL cannot: both refuse it the same clean way.
+    data = PatientInput(
+        mrn="NUL-1",
+        family_name="Nul\x00l",
+        given_name="Ada",
+        date_of_birth=dt.date(1970, 1, 1),
+        spasticity_origin="spinal",
+        diagnosis="Multiple sclerosis",
+        allergies="\x00",
+    )
+    with pytest.raises(ValidationFailed) as refused:
+        services.patients.create_patient(nurse, data)
+    assert refused.value.for_field("family_name") and refused.value.for_field("allergies")
+    with pytest.raises(ValidationFailed):
+        services.patients.create_patient(nurse, dataclasses.replace(data, mrn="N\x00"))
+    with pytest.raises((AuthenticationFailed, ValidationFailed)):
+        services.users.authenticate("ni\x00na", "whatever")
+    assert services.patients.list_patients(nurse) == []
 
 
 @pytest.fixture
@@ -123,7 +148,6 @@ def test_refill_input(
     services,
     nurse,
     clinician,
-    db_path,
     pump_id,
     aspirated,
     added,
@@ -161,7 +185,7 @@ def test_refill_input(
     else:
         event("saved")
         assert recorded.refill.volume_added_ml == data.volume_added_ml
-    assert integrity_ok(db_path)
+    assert integrity_ok(services)
 
 
 @RELAXED

@@ -213,3 +213,18 @@ def test_pocket_fill_check_warns(services, nurse, patient) -> None:
     assert preview.pocket_fill is not None and preview.pocket_fill.flagged
     preview = services.refills.preview(nurse, refill(pump_id, measured_after_ml=19.5))
     assert preview.pocket_fill is not None and not preview.pocket_fill.flagged
+
+
+def test_zero_dose_is_a_clinicians_decision(services, nurse, admin, patient) -> None:
+    """Found by the hostile-input test: 0 mcg/day crashed the titration check."""
+    _patient_id, pump_id = patient
+    from tests.conftest import _user
+
+    _user(services, admin, Role.NURSE, "olga", "Olga Other-Nurse")
+    stop = refill(pump_id, dose_mcg_per_day=0.0)
+    preview = services.refills.preview(nurse, stop)
+    assert preview.needs_clinician and "withdrawal" in (preview.titration_warning or "")
+    with pytest.raises(ValidationFailed):
+        services.refills.record_refill(
+            nurse, stop, DoubleCheck("olga", PASSWORDS[Role.NURSE], 2000, 0.0)
+        )

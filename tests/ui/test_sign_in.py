@@ -64,7 +64,7 @@ def test_login_with_wrong_then_right_password(qtbot, services, admin) -> None:
     assert dialog.actor is not None and dialog.actor.username == "admin"
 
 
-def test_main_window_navigation_and_status_bar(qtbot, services, nurse, db_path) -> None:
+def test_main_window_navigation_and_status_bar(qtbot, services, nurse) -> None:
     window = MainWindow(services, nurse)
     qtbot.addWidget(window)
     window.show()
@@ -75,7 +75,7 @@ def test_main_window_navigation_and_status_bar(qtbot, services, nurse, db_path) 
     assert "Nina Nurse" in window.user_label.text()
     assert window.role_label.text() == "Role: Nurse"
     assert "Europe/London" in window.zone_label.text()
-    assert str(db_path) in window.database_label.text()
+    assert services.context.database_label in window.database_label.text()
     window.show_page("alerts")
     assert window.pages.currentWidget().objectName() == "alertsPage"
     window.activateWindow()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 
 from pumpclinic.db.engine import make_engine
 from pumpclinic.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+# Any constant of our own: the PostgreSQL advisory lock held while one workstation upgrades.
+UPGRADE_LOCK_ID = 0x50554D50  # "PUMP"
 
 
 def _engine() -> Engine:
@@ -29,6 +31,11 @@ def run_migrations_online() -> None:
             compare_type=True,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several workstations may start at once after an update: one upgrades, the
+                # others wait here, then find the schema already at head (the migrations run
+                # in one transaction, so nobody sees half of them).
+                connection.execute(text(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK_ID})"))
             context.run_migrations()
         connection.commit()
 
