@@ -62,6 +62,16 @@ def main() -> None:
     window.resize(1280, 800)
     window.show()
     save(window, out / "patients.png")
+    for key in ("today", "alerts", "refills", "screening"):
+        window.show_page(key)
+        if key == "screening" and window.screening_page.board_model.rowCount():
+            window.screening_page.table.selectRow(0)
+        save(window, out / f"{key}.png")
+    window.show_page("patients")
+    window.patients_page.table.selectRow(5)
+    window.patients_page.open_selected()
+    save(window, out / "patient-page.png")
+    window.patients_page.show_list()
 
     window.patients_page.table.selectRow(3)
     dialog = window.patients_page.edit_selected()

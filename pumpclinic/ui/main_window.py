@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         self.navigation = QListWidget()
         self.navigation.setObjectName("navigation")
         self.navigation.setAccessibleName("Navigation")
+        self.navigation.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         sidebar_layout.addWidget(self.navigation, 1)
         row.addWidget(sidebar)
 
@@ -148,14 +149,14 @@ class MainWindow(QMainWindow):
         self.patients_page.open_patient(patient_id)
 
     def _show_alert_counts(self, counts: object) -> None:
-        """'Alerts (12 · 2 critical)' on the navigation item, in red when any is critical."""
+        """'Alerts (12)' on the navigation item; marked and red when any is critical."""
         by_severity = counts if isinstance(counts, dict) else {}
         total = sum(by_severity.values())
         critical = by_severity.get(Severity.CRITICAL, 0)
         item = self.navigation.item(self.page_index["alerts"])
         text = "Alerts" if not total else f"Alerts ({total})"
         if critical:
-            text = f"Alerts ({total} · {critical} critical)"
+            text = f"⚠ {text}"
         item.setText(text)
         item.setForeground(QColor("#ff8a80") if critical else QColor("#dfe7ef"))
         item.setToolTip(
