@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pumpclinic.commands import CommandError
-from pumpclinic.db.models import AuditEntry
+from pumpclinic.db.models import AuditChainHead, AuditEntry
 from pumpclinic.services.audit import verify_chain
 from pumpclinic.services.audit_key import default_key_path, load_or_create_key
 
@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Session(engine) as session:
             entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id))
-            result = verify_chain(key, entries)
+            head = session.get(AuditChainHead, 1)
+            result = verify_chain(key, entries, head)
     except SQLAlchemyError as exc:
         raise CommandError(
             f"--db {db}: cannot read its audit log ({exc.__class__.__name__})"

@@ -693,3 +693,16 @@ Index(
     Appointment.starts_at,
     Appointment.patient_id,
 )
+
+
+class AuditChainHead(Base):
+    """The newest audit entry, sealed with the audit key: deleting the last entries of the
+    chain (which leaves no broken link behind) is then detected too."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=1)
+    last_entry_id: Mapped[int] = mapped_column(Integer)
+    last_entry_hash: Mapped[str] = mapped_column(String(128))
+    seal: Mapped[str] = mapped_column(String(128))

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
-from pumpclinic.db.models import AuditEntry
+from pumpclinic.db.models import AuditChainHead, AuditEntry
 from pumpclinic.domain.enums import AuditAction
 from pumpclinic.services.context import Actor, ServiceContext
 from pumpclinic.services.permissions import Permission, require
@@ -83,6 +83,29 @@ def record(
     )
     entry.previous_hash = previous or GENESIS_HASH
     entry.entry_hash = entry_hash(key, entry)
+    _seal_head(session, key, entry.id, entry.entry_hash)
+
+
+def head_seal(key: bytes, last_entry_id: int, last_entry_hash: str) -> str:
+    message = f"head:{last_entry_id}:{last_entry_hash}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _seal_head(session: Session, key: bytes, last_entry_id: int, last_entry_hash: str) -> None:
+    head = session.get(AuditChainHead, 1)
+    if head is None:
+        head = AuditChainHead(id=1)
+        session.add(head)
+    head.last_entry_id = last_entry_id
+    head.last_entry_hash = last_entry_hash
+    head.seal = head_seal(key, last_entry_id, last_entry_hash)
+
+
+def seal_existing_chain(session: Session, key: bytes) -> None:
+    """After the upgrade that introduced the sealed head: seal the chain as it stands."""
+    last = session.scalar(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1))
+    if last is not None and last.entry_hash:
+        _seal_head(session, key, last.id, last.entry_hash)
 
 
 def _payload(entry: AuditEntry) -> bytes:
@@ -114,11 +137,16 @@ class ChainCheck:
     reason: str = ""
 
 
-def verify_chain(key: bytes, entries: Iterable[AuditEntry]) -> ChainCheck:
-    """Walk the entries in id order; name the first that does not follow from the last."""
+def verify_chain(
+    key: bytes, entries: Iterable[AuditEntry], head: AuditChainHead | None
+) -> ChainCheck:
+    """Walk the entries in id order; name the first that does not follow from the last,
+    then check the sealed head, which catches the newest entries being deleted."""
     expected_previous = GENESIS_HASH
     checked = 0
+    last_id: int | None = None
     for entry in entries:
+        last_id = entry.id
         if entry.previous_hash != expected_previous:
             reason = (
                 "an entry before it was deleted or changed, or this one was inserted"
@@ -134,6 +162,25 @@ def verify_chain(key: bytes, entries: Iterable[AuditEntry]) -> ChainCheck:
             )
         expected_previous = entry.entry_hash
         checked += 1
+    if head is None:
+        if last_id is None:
+            return ChainCheck(True, 0)
+        return ChainCheck(
+            False, checked, last_id, "the chain's sealed head is missing (it was deleted)"
+        )
+    if not hmac.compare_digest(head.seal, head_seal(key, head.last_entry_id, head.last_entry_hash)):
+        return ChainCheck(False, checked, head.last_entry_id, "the chain's sealed head was changed")
+    if last_id is None or head.last_entry_id > last_id:
+        return ChainCheck(
+            False,
+            checked,
+            head.last_entry_id,
+            f"it was deleted, with every entry after #{last_id or 0}",
+        )
+    if head.last_entry_id != last_id or head.last_entry_hash != expected_previous:
+        return ChainCheck(
+            False, checked, last_id, "it was added after the sealed head, outside PumpClinic"
+        )
     return ChainCheck(True, checked)
 
 

@@ -8,12 +8,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from pumpclinic.db.engine import make_engine, make_session_factory, upgrade_schema
+from pumpclinic.db.engine import (
+    current_revision,
+    make_engine,
+    make_session_factory,
+    upgrade_schema,
+)
 from pumpclinic.db.models import DrugProduct, PumpModel
 from pumpclinic.domain.clinic import ClinicSettingsData
 from pumpclinic.domain.reference import Reference
 from pumpclinic.services.alerts import AlertService
-from pumpclinic.services.audit import AuditService
+from pumpclinic.services.audit import AuditService, seal_existing_chain
 from pumpclinic.services.audit_key import load_or_create_key
 from pumpclinic.services.booking import BookingService
 from pumpclinic.services.context import Clock, ServiceContext, system_clock
@@ -23,6 +28,9 @@ from pumpclinic.services.refills import RefillService
 from pumpclinic.services.screening import ScreeningService
 from pumpclinic.services.settings import SettingsService, ensure_settings
 from pumpclinic.services.users import UserService
+
+# The migration that added the audit chain's sealed head.
+SEALED_HEAD_REVISION = "0005"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +115,7 @@ def open_clinic(
             "for PostgreSQL install PumpClinic with the 'postgresql' extra."
         ) from exc
     try:
+        revision_before = current_revision(engine)
         upgrade_schema(engine)
     except OperationalError as exc:
         engine.dispose()
@@ -124,6 +133,9 @@ def open_clinic(
     with context.unit_of_work() as session:
         sync_catalogs(session, reference)
         ensure_settings(session, default_settings or ClinicSettingsData())
+        if revision_before is not None and revision_before < SEALED_HEAD_REVISION:
+            # This upgrade introduced the sealed head: seal the chain as it stands.
+            seal_existing_chain(session, context.audit_key)
     return Services(
         context=context,
         users=UserService(context),

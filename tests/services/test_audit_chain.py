@@ -126,3 +126,45 @@ def test_verify_needs_an_existing_database(tmp_path: Path, capsys) -> None:
     assert main(["audit-verify", "--db", str(missing)]) == 2
     assert "no such database file" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_deleting_the_newest_entries_is_named(used_clinic: Path, capsys) -> None:
+    ids = entry_ids(used_clinic)
+    sql(used_clinic, "DELETE FROM audit_log WHERE id >= ?", ids[-2])
+    code, out = verify(used_clinic, capsys)
+    assert code == 1
+    assert f"BROKEN at entry {ids[-1]}: it was deleted, with every entry after #{ids[-3]}" in out
+
+
+def test_deleting_the_sealed_head_is_named(used_clinic: Path, capsys) -> None:
+    sql(used_clinic, "DELETE FROM audit_chain_head")
+    code, out = verify(used_clinic, capsys)
+    assert code == 1 and "sealed head is missing" in out
+
+
+def test_moving_the_head_back_without_the_key_is_named(used_clinic: Path, capsys) -> None:
+    ids = entry_ids(used_clinic)
+    with sqlite3.connect(used_clinic) as connection:
+        previous_hash = connection.execute(
+            "SELECT entry_hash FROM audit_log WHERE id = ?", (ids[-2],)
+        ).fetchone()[0]
+        connection.execute("DELETE FROM audit_log WHERE id = ?", (ids[-1],))
+        connection.execute(
+            "UPDATE audit_chain_head SET last_entry_id = ?, last_entry_hash = ?",
+            (ids[-2], previous_hash),
+        )
+    code, out = verify(used_clinic, capsys)
+    assert code == 1 and "sealed head was changed" in out
+
+
+def test_a_database_from_before_the_sealed_head_is_sealed_on_upgrade(
+    used_clinic: Path, reference, capsys
+) -> None:
+    from pumpclinic.services.clinic import open_clinic
+
+    # Back to revision 0004: no head table, entries written by an older PumpClinic.
+    sql(used_clinic, "DROP TABLE audit_chain_head")
+    sql(used_clinic, "UPDATE alembic_version SET version_num = '0004'")
+    open_clinic(f"sqlite+pysqlite:///{used_clinic}", reference).close()
+    code, out = verify(used_clinic, capsys)
+    assert code == 0, out
