@@ -102,3 +102,13 @@ def test_bad_database_url_is_a_clear_error(url: str, words: str, capsys) -> None
     assert main(["init", "--database-url", url]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+def test_unreachable_database_server_is_a_clear_error(capsys) -> None:
+    pytest.importorskip("psycopg")
+    url = "postgresql+psycopg://clinic:secret@127.0.0.1:1/clinic?connect_timeout=3"
+    assert main(["init", "--database-url", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Could not open the database")
+    assert "secret" not in err  # the password is never shown
+    assert "Traceback" not in err
