@@ -12,10 +12,12 @@ import pytest
 from pumpclinic.domain.clinic import ClinicSettingsData
 from pumpclinic.domain.enums import Role
 from pumpclinic.domain.patients import PatientInput
+from pumpclinic.services.alerts import ContactInput
 from pumpclinic.services.clinic import Services
 from pumpclinic.services.context import Actor
 from pumpclinic.services.errors import PermissionDenied, ValidationFailed
 from pumpclinic.services.refills import DoubleCheck, RefillInput
+from pumpclinic.services.screening import ObservationInput
 from tests.conftest import NOW, PASSWORDS
 from tests.services.refill_fixtures import implanted_patient
 
@@ -30,6 +32,7 @@ class World:
         self.patient_id, self.pump_id = implanted_patient(
             services, actors[Role.NURSE], actors[Role.CLINICIAN]
         )
+        self.trial = plan_trial_for(self, "SCR-BASE", actors[Role.CLINICIAN])
 
     def checker_for(self, actor: Actor) -> DoubleCheck:
         other = Role.CLINICIAN if actor.role is not Role.CLINICIAN else Role.NURSE
@@ -96,6 +99,46 @@ def change_beyond_bounds(world: World, actor: Actor) -> None:
     world.services.refills.record_refill(actor, data, nurse_check)
 
 
+def plan_trial_for(world: World, mrn: str, actor: Actor) -> object:
+    patient = world.services.patients.create_patient(
+        world.actors[Role.NURSE],
+        PatientInput(
+            mrn=mrn,
+            family_name="Mensah",
+            given_name="Kofi",
+            date_of_birth=dt.date(1988, 6, 14),
+            spasticity_origin="cerebral",
+            diagnosis="Cerebral palsy",
+        ),
+    )
+    checks = world.services.screening.start_checks(actor, patient.id, False)
+    first = dt.datetime(2026, 11, 30, 9, 0, tzinfo=LONDON)
+    return world.services.screening.plan_trial(actor, patient.id, "standard", first, False, checks)
+
+
+def plan_screening_trial(world: World, actor: Actor) -> None:
+    plan_trial_for(world, f"SCR-{actor.role.value}", actor)
+
+
+def record_vitals(world: World, actor: Actor) -> None:
+    world.services.screening.record_observation(
+        actor,
+        world.trial.id,  # type: ignore[attr-defined]
+        1,
+        ObservationInput(observed_at=NOW, is_baseline=True, heart_rate_bpm=72, spo2_pct=98),
+    )
+
+
+def log_contact(world: World, actor: Actor) -> None:
+    world.services.alerts.log_contact(
+        actor, ContactInput(world.patient_id, NOW, "phone", "no-answer", notes="Rang twice")
+    )
+
+
+def view_alerts(world: World, actor: Actor) -> None:
+    world.services.alerts.alerts(actor)
+
+
 def manage_users(world: World, actor: Actor) -> None:
     world.services.users.create_user(actor, "newbie", "New Person", Role.STAFF, "newbie-pass-1")
 
@@ -112,6 +155,10 @@ ALLOWED = {
     book_after_alarm: {Role.CLINICIAN},
     record_refill: {Role.NURSE, Role.CLINICIAN},
     change_beyond_bounds: {Role.CLINICIAN},
+    plan_screening_trial: {Role.CLINICIAN},
+    record_vitals: {Role.NURSE, Role.CLINICIAN},
+    log_contact: {Role.NURSE, Role.CLINICIAN, Role.STAFF},
+    view_alerts: {Role.NURSE, Role.CLINICIAN, Role.STAFF},
     manage_users: {Role.ADMIN},
     change_settings: {Role.ADMIN},
 }
