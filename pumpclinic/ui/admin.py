@@ -59,6 +59,7 @@ from pumpclinic.services.permissions import Permission, can
 from pumpclinic.services.users import UserRow
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded
+from pumpclinic.ui.models import RowTableModel
 from pumpclinic.ui.widgets import (
     FieldErrorLabels,
     banner,
@@ -110,7 +111,7 @@ def user_status(row: UserRow, now: dt.datetime, zone: zoneinfo.ZoneInfo) -> str:
     return "Active"
 
 
-class UsersTableModel(QAbstractTableModel):
+class UsersTableModel(RowTableModel[UserRow]):
     """One row per account; ``ROW_ROLE`` gives the UserRow, ``SORT_ROLE`` a sortable key."""
 
     COLUMNS = (
@@ -125,7 +126,6 @@ class UsersTableModel(QAbstractTableModel):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[UserRow] = []
         self._now = dt.datetime.now(dt.UTC)
         self._zone = zoneinfo.ZoneInfo("UTC")
 
@@ -141,12 +141,6 @@ class UsersTableModel(QAbstractTableModel):
 
     def users(self) -> list[UserRow]:
         return list(self._rows)
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import (
     QAbstractListModel,
-    QAbstractTableModel,
     QDate,
     QItemSelectionModel,
     QModelIndex,
@@ -63,7 +62,7 @@ from pumpclinic.services.permissions import Permission, can
 from pumpclinic.services.refills import PumpOverview
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded, show_bug
-from pumpclinic.ui.models import AnyIndex
+from pumpclinic.ui.models import AnyIndex, RowTableModel
 from pumpclinic.ui.widgets import (
     FieldErrorLabels,
     banner,
@@ -184,7 +183,7 @@ def day_rows(schedule: DaySchedule, include_inactive: bool) -> list[DayRow]:
     return sorted(rows, key=lambda r: (r.starts_at, r.inactive))
 
 
-class DaySlotsModel(QAbstractTableModel):
+class DaySlotsModel(RowTableModel[DayRow]):
     """The day's refill slots; ``ROW_ROLE`` gives the DayRow."""
 
     COLUMNS = ("Time", "Patient", "MRN", "Status", "Booked by", "Late reason / override")
@@ -192,7 +191,6 @@ class DaySlotsModel(QAbstractTableModel):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[DayRow] = []
         self._zone: dt.tzinfo = zoneinfo.ZoneInfo("UTC")
 
     def set_rows(self, rows: Sequence[DayRow], zone: dt.tzinfo) -> None:
@@ -201,9 +199,6 @@ class DaySlotsModel(QAbstractTableModel):
         self._zone = zone
         self.endResetModel()
 
-    def row_at(self, row: int) -> DayRow:
-        return self._rows[row]
-
     def rows(self) -> list[DayRow]:
         return list(self._rows)
 
@@ -211,23 +206,6 @@ class DaySlotsModel(QAbstractTableModel):
         for number, row in enumerate(self._rows):
             if row.appointment is not None and row.appointment.id == appointment_id:
                 return number
-        return None
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
         return None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Generic, TypeVar
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
@@ -14,6 +16,46 @@ from PySide6.QtCore import (
 )
 
 AnyIndex = QModelIndex | QPersistentModelIndex
+RowT = TypeVar("RowT")
+
+
+class RowTableModel(QAbstractTableModel, Generic[RowT]):
+    """A read-only table over a list of rows: subclasses name their ``COLUMNS`` and
+    implement ``data``; they fill it with ``_reset(rows)``."""
+
+    COLUMNS: tuple[str, ...] = ()
+
+    def __init__(self, parent: object = None) -> None:
+        super().__init__(parent)  # type: ignore[arg-type]
+        self._rows: list[RowT] = []
+
+    def _reset(self, rows: Iterable[RowT]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self.endResetModel()
+
+    def row_at(self, row: int) -> RowT:
+        return self._rows[row]
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> object:
+        if (
+            role == Qt.ItemDataRole.DisplayRole
+            and orientation == Qt.Orientation.Horizontal
+            and 0 <= section < len(self.COLUMNS)
+        ):
+            return self.COLUMNS[section]
+        return None
+
+    def _valid(self, index: AnyIndex) -> bool:
+        return index.isValid() and 0 <= index.row() < len(self._rows)
 
 
 class CheckListModel(QAbstractListModel):

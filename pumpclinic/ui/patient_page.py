@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QDate,
     QDateTime,
-    QModelIndex,
     Qt,
     QTime,
     QUrl,
@@ -69,7 +67,7 @@ from pumpclinic.services.refills import (
 )
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded, show_bug, show_known_error
-from pumpclinic.ui.models import AnyIndex
+from pumpclinic.ui.models import AnyIndex, RowTableModel
 from pumpclinic.ui.reservoir_chart import ReservoirChart
 from pumpclinic.ui.widgets import (
     FieldErrorLabels,
@@ -222,7 +220,7 @@ def _repolish(widget: QWidget) -> None:
 # --- table models -------------------------------------------------------------------------
 
 
-class RefillHistoryModel(QAbstractTableModel):
+class RefillHistoryModel(RowTableModel[RefillRow]):
     """Every refill on the pump, newest first; corrections stay next to what they correct."""
 
     COLUMNS = (
@@ -242,8 +240,7 @@ class RefillHistoryModel(QAbstractTableModel):
     NUMERIC = frozenset({3, 4, 5, 6, 7, 8})
 
     def __init__(self, parent: object = None) -> None:
-        super().__init__(parent)  # type: ignore[arg-type]
-        self._rows: list[RefillRow] = []
+        super().__init__(parent)
         self._zone: dt.tzinfo = dt.UTC
 
     def set_rows(self, rows: Sequence[RefillRow], zone: dt.tzinfo) -> None:
@@ -251,26 +248,6 @@ class RefillHistoryModel(QAbstractTableModel):
         self._rows = list(rows)
         self._zone = zone
         self.endResetModel()
-
-    def row_at(self, row: int) -> RefillRow:
-        return self._rows[row]
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
-        return None
 
     def _when(self, refill_id: int | None) -> str:
         row = next((r for r in self._rows if r.id == refill_id), None)
@@ -356,14 +333,13 @@ class RefillHistoryModel(QAbstractTableModel):
         return None
 
 
-class AppointmentsModel(QAbstractTableModel):
+class AppointmentsModel(RowTableModel[AppointmentRow]):
     """The patient's appointments: upcoming first (soonest at the top), then the past."""
 
     COLUMNS = ("When", "Kind", "Status", "Booked by", "Notes")
 
     def __init__(self, parent: object = None) -> None:
-        super().__init__(parent)  # type: ignore[arg-type]
-        self._rows: list[AppointmentRow] = []
+        super().__init__(parent)
         self._zone: dt.tzinfo = dt.UTC
         self._now = dt.datetime.min.replace(tzinfo=dt.UTC)  # set with the rows
 
@@ -381,28 +357,8 @@ class AppointmentsModel(QAbstractTableModel):
         self._now = now
         self.endResetModel()
 
-    def row_at(self, row: int) -> AppointmentRow:
-        return self._rows[row]
-
     def is_upcoming(self, r: AppointmentRow) -> bool:
         return r.ends_at >= self._now and r.status in ACTIVE_APPOINTMENTS
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
-        return None
 
     def _notes(self, r: AppointmentRow) -> str:
         parts = []

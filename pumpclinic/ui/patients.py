@@ -6,9 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QDate,
-    QModelIndex,
     Qt,
     Signal,
 )
@@ -44,7 +42,7 @@ from pumpclinic.services.patients import PatientRecord, PatientRow
 from pumpclinic.services.permissions import Permission, can
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded, show_bug, show_known_error
-from pumpclinic.ui.models import AnyIndex, CheckListModel, TextFilterProxy
+from pumpclinic.ui.models import AnyIndex, CheckListModel, RowTableModel, TextFilterProxy
 from pumpclinic.ui.widgets import (
     FieldErrorLabels,
     banner,
@@ -63,37 +61,11 @@ SEX_LABELS = {
 }
 
 
-class PatientTableModel(QAbstractTableModel):
+class PatientTableModel(RowTableModel[PatientRow]):
     COLUMNS = ("MRN", "Name", "Date of birth", "Origin", "Diagnosis", "Pump / status", "Risk flags")
 
-    def __init__(self, parent: object = None) -> None:
-        super().__init__(parent)  # type: ignore[arg-type]
-        self._rows: list[PatientRow] = []
-
     def set_rows(self, rows: Sequence[PatientRow]) -> None:
-        self.beginResetModel()
-        self._rows = list(rows)
-        self.endResetModel()
-
-    def row_at(self, row: int) -> PatientRow:
-        return self._rows[row]
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
-        return None
+        self._reset(rows)
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):

@@ -89,7 +89,7 @@ from pumpclinic.services.screening import (
 from pumpclinic.ui.booking import date_edit, from_qdate, to_qdate
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded, show_bug
-from pumpclinic.ui.models import AnyIndex, CheckListModel
+from pumpclinic.ui.models import AnyIndex, CheckListModel, RowTableModel
 from pumpclinic.ui.widgets import (
     FieldErrorLabels,
     banner,
@@ -467,7 +467,7 @@ _IN_OBSERVATION = frozenset(
 )
 
 
-class ScreeningBoardModel(QAbstractTableModel):
+class ScreeningBoardModel(RowTableModel[BoardRow]):
     """The day's test doses; the countdown columns follow ``set_now``. ``ROW_ROLE`` gives
     the BoardRow."""
 
@@ -490,7 +490,6 @@ class ScreeningBoardModel(QAbstractTableModel):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[BoardRow] = []
         self._zone: dt.tzinfo = zoneinfo.ZoneInfo("UTC")
         self._now = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
@@ -515,9 +514,6 @@ class ScreeningBoardModel(QAbstractTableModel):
     def phases(self, now: dt.datetime) -> list[BoardPhase]:
         return [board_phase(row, now) for row in self._rows]
 
-    def row_at(self, row: int) -> BoardRow:
-        return self._rows[row]
-
     def rows(self) -> list[BoardRow]:
         return list(self._rows)
 
@@ -526,12 +522,6 @@ class ScreeningBoardModel(QAbstractTableModel):
             if row.trial_id == trial_id and dose_number in (None, row.dose_number):
                 return number
         return None
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
@@ -651,7 +641,7 @@ class ScreeningBoardModel(QAbstractTableModel):
 # --- a trial's detail -----------------------------------------------------------------------
 
 
-class DosesModel(QAbstractTableModel):
+class DosesModel(RowTableModel[DoseView]):
     """The trial's doses: given (when, by whom) or planned, the observation window, and the
     response (by whom); the earliest allowed time, lot and route in the tooltips."""
 
@@ -661,7 +651,6 @@ class DosesModel(QAbstractTableModel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._trial: TrialView | None = None
-        self._rows: list[DoseView] = []
         self._zone: dt.tzinfo = zoneinfo.ZoneInfo("UTC")
 
     def set_trial(self, trial: TrialView | None, zone: dt.tzinfo) -> None:
@@ -670,26 +659,6 @@ class DosesModel(QAbstractTableModel):
         self._rows = list(trial.doses) if trial is not None else []
         self._zone = zone
         self.endResetModel()
-
-    def row_at(self, row: int) -> DoseView:
-        return self._rows[row]
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
-        return None
 
     def _current(self, dose: DoseView) -> bool:
         trial = self._trial
@@ -766,7 +735,7 @@ class DosesModel(QAbstractTableModel):
         return None
 
 
-class ObservationsModel(QAbstractTableModel):
+class ObservationsModel(RowTableModel[ObservationView]):
     """The trial's observation timeline; corrected records stay, struck through."""
 
     COLUMNS = (
@@ -788,7 +757,6 @@ class ObservationsModel(QAbstractTableModel):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[ObservationView] = []
         self._zone: dt.tzinfo = zoneinfo.ZoneInfo("UTC")
         self._vitals_watch_minutes = 120.0
 
@@ -804,20 +772,11 @@ class ObservationsModel(QAbstractTableModel):
         self._vitals_watch_minutes = vitals_watch_hours * 60
         self.endResetModel()
 
-    def row_at(self, row: int) -> ObservationView:
-        return self._rows[row]
-
     def row_of(self, observation_id: int) -> int | None:
         for number, view in enumerate(self._rows):
             if view.id == observation_id:
                 return number
         return None
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
@@ -940,7 +899,7 @@ class ObservationsModel(QAbstractTableModel):
         return "\n".join(lines) or None
 
 
-class BaselineChangeModel(QAbstractTableModel):
+class BaselineChangeModel(RowTableModel[tuple[str, str, str, int | None, bool]]):
     """Per muscle group and for Penn: baseline → latest after the dose, with the change."""
 
     COLUMNS = ("Measure", "Before", "After", "Change")
@@ -954,7 +913,6 @@ class BaselineChangeModel(QAbstractTableModel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         # (measure, baseline, latest, change in steps or points, is_penn)
-        self._rows: list[tuple[str, str, str, int | None, bool]] = []
 
     def set_change(self, change: BaselineChange | None) -> None:
         self.beginResetModel()
@@ -981,12 +939,6 @@ class BaselineChangeModel(QAbstractTableModel):
                     )
                 )
         self.endResetModel()
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole

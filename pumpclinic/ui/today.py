@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -38,21 +38,20 @@ from pumpclinic.ui.alerts import (
 )
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded
-from pumpclinic.ui.models import AnyIndex
+from pumpclinic.ui.models import AnyIndex, RowTableModel
 from pumpclinic.ui.widgets import banner, page_header, set_banner
 
 MOST_DANGEROUS = 8
 _INACTIVE = frozenset({AppointmentStatus.CANCELLED, AppointmentStatus.NO_SHOW})
 
 
-class TodayAppointmentsModel(QAbstractTableModel):
+class TodayAppointmentsModel(RowTableModel[AppointmentRow]):
     """The day's refill appointments in time order (cancelled ones greyed, kept)."""
 
     COLUMNS = ("Time", "Patient", "Status")
 
     def __init__(self, parent: object = None) -> None:
-        super().__init__(parent)  # type: ignore[arg-type]
-        self._rows: list[AppointmentRow] = []
+        super().__init__(parent)
         self._zone: dt.tzinfo = dt.UTC
 
     def set_schedule(self, schedule: DaySchedule) -> None:
@@ -60,26 +59,6 @@ class TodayAppointmentsModel(QAbstractTableModel):
         self._rows = sorted(schedule.appointments, key=lambda a: (a.starts_at, a.id))
         self._zone = schedule.zone
         self.endResetModel()
-
-    def row_at(self, row: int) -> AppointmentRow:
-        return self._rows[row]
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
