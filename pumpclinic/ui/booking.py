@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from pumpclinic.domain.calendar import ClinicCalendar
+from pumpclinic.domain.clinic import ClinicSettingsData
 from pumpclinic.domain.enums import APPOINTMENT_TRANSITIONS, AppointmentStatus
 from pumpclinic.domain.validation import FieldError
 from pumpclinic.services.booking import (
@@ -110,6 +111,42 @@ QListView#slotList::item:selected {
 QListView#slotList::item:disabled { background: #f0f2f4; border-color: #e4e9ef; color: #8a96a3; }
 """
 SLOT_SIZE = QSize(170, 30)
+
+
+class OpenDayPaging:
+    """A page that shows one day and steps between the clinic's open days. The page
+    provides ``day``, ``date_edit``, ``refresh()`` and the services, settings and calendar."""
+
+    day: dt.date
+    date_edit: QDateEdit
+    _services: Services
+    _settings: ClinicSettingsData
+    _calendar: ClinicCalendar
+
+    def refresh(self) -> None:
+        raise NotImplementedError
+
+    def now(self) -> dt.datetime:
+        return self._services.context.now()
+
+    def today(self) -> dt.date:
+        return self.now().astimezone(self._settings.zone).date()
+
+    def show_day(self, day: dt.date) -> None:
+        self.day = day
+        if self.date_edit.date() != to_qdate(day):
+            self.date_edit.blockSignals(True)
+            self.date_edit.setDate(to_qdate(day))
+            self.date_edit.blockSignals(False)
+        self.refresh()
+
+    def previous_day(self) -> None:
+        day = self._calendar.latest_open_day_on_or_before(self.day - dt.timedelta(days=1))
+        self.show_day(day or self.day - dt.timedelta(days=1))
+
+    def next_day(self) -> None:
+        day = self._calendar.next_open_day_on_or_after(self.day + dt.timedelta(days=1))
+        self.show_day(day or self.day + dt.timedelta(days=1))
 
 
 def to_qdate(day: dt.date) -> QDate:
@@ -261,7 +298,7 @@ class DaySlotsModel(RowTableModel[DayRow]):
         )[column]
 
 
-class RefillsPage(QWidget):
+class RefillsPage(OpenDayPaging, QWidget):
     """The nav page "Refills": one day of refill slots and the actions on a booking."""
 
     def __init__(
@@ -399,28 +436,6 @@ class RefillsPage(QWidget):
         self.show_day(self.day)
 
     # --- days ---------------------------------------------------------------------------
-
-    def now(self) -> dt.datetime:
-        return self._services.context.now()
-
-    def today(self) -> dt.date:
-        return self.now().astimezone(self._settings.zone).date()
-
-    def show_day(self, day: dt.date) -> None:
-        self.day = day
-        if self.date_edit.date() != to_qdate(day):
-            self.date_edit.blockSignals(True)
-            self.date_edit.setDate(to_qdate(day))
-            self.date_edit.blockSignals(False)
-        self.refresh()
-
-    def previous_day(self) -> None:
-        day = self._calendar.latest_open_day_on_or_before(self.day - dt.timedelta(days=1))
-        self.show_day(day or self.day - dt.timedelta(days=1))
-
-    def next_day(self) -> None:
-        day = self._calendar.next_open_day_on_or_after(self.day + dt.timedelta(days=1))
-        self.show_day(day or self.day + dt.timedelta(days=1))
 
     def refresh(self) -> None:
         keep = self.selected_appointment()

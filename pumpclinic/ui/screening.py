@@ -86,7 +86,7 @@ from pumpclinic.services.screening import (
     TrialScheduleProposal,
     TrialView,
 )
-from pumpclinic.ui.booking import date_edit, from_qdate, to_qdate
+from pumpclinic.ui.booking import OpenDayPaging, date_edit, from_qdate, to_qdate
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded, show_bug
 from pumpclinic.ui.models import AnyIndex, CheckListModel, RowTableModel
@@ -2907,7 +2907,7 @@ class TrialDialog(QDialog):
 # --- the page -------------------------------------------------------------------------------
 
 
-class ScreeningPage(QWidget):
+class ScreeningPage(OpenDayPaging, QWidget):
     """The nav page "Screening": the day's test doses with live countdowns, and below them
     the selected trial."""
 
@@ -3027,28 +3027,6 @@ class ScreeningPage(QWidget):
         self.show_day(self.day)
 
     # --- days -----------------------------------------------------------------------------
-
-    def now(self) -> dt.datetime:
-        return self._services.context.now()
-
-    def today(self) -> dt.date:
-        return self.now().astimezone(self._settings.zone).date()
-
-    def show_day(self, day: dt.date) -> None:
-        self.day = day
-        if self.date_edit.date() != to_qdate(day):
-            self.date_edit.blockSignals(True)
-            self.date_edit.setDate(to_qdate(day))
-            self.date_edit.blockSignals(False)
-        self.refresh()
-
-    def previous_day(self) -> None:
-        day = self._calendar.latest_open_day_on_or_before(self.day - dt.timedelta(days=1))
-        self.show_day(day or self.day - dt.timedelta(days=1))
-
-    def next_day(self) -> None:
-        day = self._calendar.next_open_day_on_or_after(self.day + dt.timedelta(days=1))
-        self.show_day(day or self.day + dt.timedelta(days=1))
 
     def refresh(self) -> None:
         if not self.can_view:
