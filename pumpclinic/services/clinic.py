@@ -21,6 +21,7 @@ from pumpclinic.services.alerts import AlertService
 from pumpclinic.services.audit import AuditService, seal_existing_chain
 from pumpclinic.services.audit_key import load_or_create_key
 from pumpclinic.services.booking import BookingService
+from pumpclinic.services.catalogs import CatalogService
 from pumpclinic.services.context import Clock, ServiceContext, system_clock
 from pumpclinic.services.errors import DatabaseUnavailable
 from pumpclinic.services.patients import PatientService
@@ -46,6 +47,7 @@ class Services:
     screening: ScreeningService
     audit: AuditService
     alerts: AlertService
+    catalogs: CatalogService
 
     def close(self) -> None:
         bind = self.context.session_factory.kw.get("bind")
@@ -146,4 +148,5 @@ def open_clinic(
         screening=ScreeningService(context),
         audit=AuditService(context),
         alerts=AlertService(context),
+        catalogs=CatalogService(context),
     )

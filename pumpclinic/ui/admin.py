@@ -1,4 +1,4 @@
-"""Administration: user accounts and clinic-wide settings (administrators only)."""
+"""Administration: user accounts, clinic-wide settings and catalogs (administrators only)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
     QTime,
+    Signal,
 )
 from PySide6.QtGui import QBrush, QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -25,9 +26,11 @@ from PySide6.QtWidgets import (
     QDateEdit,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -52,6 +55,13 @@ from pumpclinic.domain.clinic import (
 from pumpclinic.domain.enums import Role
 from pumpclinic.domain.passwords import password_problem, username_problem
 from pumpclinic.domain.validation import FieldError
+from pumpclinic.services.catalogs import (
+    STABILITY_DAYS_RANGE,
+    DrugProductEdit,
+    DrugProductRow,
+    PumpModelEdit,
+    PumpModelRow,
+)
 from pumpclinic.services.clinic import Services
 from pumpclinic.services.context import Actor
 from pumpclinic.services.errors import StaleRecord, ValidationFailed
@@ -1114,11 +1124,490 @@ def _to_date(value: QDate) -> dt.date:
     return dt.date(value.year(), value.month(), value.day())
 
 
+# --- catalogs -----------------------------------------------------------------------------
+
+CATALOG_NOTE = (
+    "Edits apply to new implants and new fills only: implanted pumps keep the reservoir and "
+    "alarm volumes copied at implant, and recorded fills are never changed."
+)
+
+
+def _status_text(active: bool) -> str:
+    return "Active" if active else "Inactive"
+
+
+class PumpModelsTableModel(RowTableModel[PumpModelRow]):
+    """One row per pump model; inactive models are greyed. ``ROW_ROLE`` gives the row."""
+
+    COLUMNS = (
+        "Pump model",
+        "Reservoir",
+        "Alarm",
+        "Accuracy",
+        "Pocket fill",
+        "Status",
+    )
+    NAME, RESERVOIR, ALARM, ACCURACY, POCKET, STATUS = range(6)
+
+    def set_rows(self, rows: Sequence[PumpModelRow]) -> None:
+        self._reset(rows)
+
+    def rows(self) -> list[PumpModelRow]:
+        return list(self._rows)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not self._valid(index):
+            return None
+        model = self._rows[index.row()]
+        column = index.column()
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+            return self._text(model, column)
+        if role == ROW_ROLE:
+            return model
+        if role == Qt.ItemDataRole.ForegroundRole and not model.active:
+            return _DISABLED_FG
+        if role == Qt.ItemDataRole.ToolTipRole:
+            extra = "" if model.active else "\nInactive: not offered for new implants."
+            return f"{model.name} ({model.manufacturer}){extra}"
+        if role == Qt.ItemDataRole.TextAlignmentRole and self.RESERVOIR <= column <= self.POCKET:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _text(self, model: PumpModelRow, column: int) -> str:
+        if column == self.NAME:
+            return model.name
+        if column == self.RESERVOIR:
+            return f"{model.reservoir_ml:g} mL"
+        if column == self.ALARM:
+            return f"{model.low_reservoir_alarm_ml:g} mL"
+        if column == self.ACCURACY:
+            return f"±{model.flow_accuracy_pct:g} %"
+        if column == self.POCKET:
+            return f"{model.pocket_fill_warning_ml:g} mL"
+        return _status_text(model.active)
+
+
+class DrugProductsTableModel(RowTableModel[DrugProductRow]):
+    """One row per drug product; inactive products are greyed. ``ROW_ROLE`` gives the row."""
+
+    # The product's name already states its concentration.
+    COLUMNS = ("Drug product", "Use", "Stability", "Status")
+    NAME, USE, STABILITY, STATUS = range(4)
+
+    def set_rows(self, rows: Sequence[DrugProductRow]) -> None:
+        self._reset(rows)
+
+    def rows(self) -> list[DrugProductRow]:
+        return list(self._rows)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not self._valid(index):
+            return None
+        drug = self._rows[index.row()]
+        column = index.column()
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+            return self._text(drug, column)
+        if role == ROW_ROLE:
+            return drug
+        if role == Qt.ItemDataRole.ForegroundRole and not drug.active:
+            return _DISABLED_FG
+        if role == Qt.ItemDataRole.ToolTipRole:
+            extra = "" if drug.active else "\nInactive: not offered for new fills."
+            return f"{drug.name}{extra}"
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == self.STABILITY:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _text(self, drug: DrugProductRow, column: int) -> str:
+        if column == self.NAME:
+            return drug.name
+        if column == self.USE:
+            return "Screening only" if drug.screening_only else "Pump refills"
+        if column == self.STABILITY:
+            return f"{drug.stability_days} day{'s' if drug.stability_days != 1 else ''}"
+        return _status_text(drug.active)
+
+
+def _catalog_table(model: QAbstractTableModel, label: str, object_name: str) -> QTableView:
+    table = QTableView()
+    _labelled(table, label, object_name)
+    table.setModel(model)
+    table.setAlternatingRowColors(True)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setWordWrap(False)
+    table.verticalHeader().setVisible(False)
+    header = table.horizontalHeader()
+    header.setHighlightSections(False)
+    # The name takes what the fixed-width number columns leave: no sideways scrolling.
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    table.setMinimumHeight(150)
+    return table
+
+
+def _ml_spin(label: str, object_name: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    _labelled(spin, label, object_name)
+    spin.setRange(0.0, 999.0)
+    spin.setDecimals(1)
+    spin.setSingleStep(0.5)
+    spin.setSuffix(" mL")
+    spin.setMinimumWidth(110)
+    spin.setAlignment(Qt.AlignmentFlag.AlignRight)
+    return spin
+
+
+class _CatalogEditor(QWidget):
+    """A table of catalog rows beside a form that edits the selected one."""
+
+    # The id of the row just saved.
+    saved = Signal(str)
+
+    def __init__(
+        self,
+        title: str,
+        object_name: str,
+        model: RowTableModel[PumpModelRow] | RowTableModel[DrugProductRow],
+        table_label: str,
+        save_text: str,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName(object_name)
+        self.errors = FieldErrorLabels()
+        self.model = model
+        self.table = _catalog_table(model, table_label, f"{object_name}Table")
+        self.heading = QLabel("Select a row to edit it.")
+        self.heading.setObjectName("catalogSelection")
+        self.heading.setWordWrap(True)
+        self.banner = banner(f"{object_name}Banner")
+        self.status_label = QLabel()
+        self.status_label.setObjectName(f"{object_name}Status")
+        self.status_label.setAccessibleName(f"{table_label} save status")
+        self.status_label.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.status_label.setWordWrap(True)
+        self.status_label.setVisible(False)
+        self.save_button = primary_button(save_text, f"{object_name}SaveButton")
+        self.save_button.setDefault(False)
+        self.form_box = QGroupBox(title)
+        self.form_box.setObjectName(f"{object_name}Form")
+        self.form = QFormLayout()
+        self.form.setHorizontalSpacing(12)
+        self.form.setVerticalSpacing(8)
+        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        self.save_button.clicked.connect(self.save)
+
+    def add_field(self, label: str, field: str, widget: QWidget) -> None:
+        cell = QWidget()
+        column = QVBoxLayout(cell)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        line = QHBoxLayout()
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addWidget(widget)
+        line.addStretch(1)
+        column.addLayout(line)
+        column.addWidget(self.errors.label_for(field, widget))
+        caption = QLabel(label)
+        caption.setBuddy(widget)
+        caption.setMinimumHeight(widget.sizeHint().height())
+        caption.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.form.addRow(caption, cell)
+
+    def finish_layout(self) -> None:
+        box = QVBoxLayout(self.form_box)
+        box.setContentsMargins(12, 10, 12, 10)
+        box.setSpacing(8)
+        box.addWidget(self.heading)
+        box.addLayout(self.form)
+        box.addWidget(self.banner)
+        box.addStretch(1)
+        box.addWidget(self.status_label)
+        save_row = QHBoxLayout()
+        save_row.addStretch(1)
+        save_row.addWidget(self.save_button)
+        box.addLayout(save_row)
+        self.form_box.setMinimumWidth(380)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(12)
+        layout.addWidget(self.table, 2)
+        layout.addWidget(self.form_box, 1)
+        self._show_selected()
+
+    def selected_id(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        row = rows[0].data(ROW_ROLE)
+        return getattr(row, "id", None)
+
+    def select_id(self, row_id: str) -> bool:
+        for row in range(self.model.rowCount()):
+            index = self.model.index(row, 0)
+            if getattr(index.data(ROW_ROLE), "id", None) == row_id:
+                self.table.selectRow(row)
+                self.table.scrollTo(index)
+                return True
+        return False
+
+    def _on_selection(self, *_args: object) -> None:
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        self.errors.clear()
+        set_banner(self.banner, [])
+        self.set_status("")
+        rows = self.table.selectionModel().selectedRows()
+        row = rows[0].data(ROW_ROLE) if rows else None
+        for widget in self.errors.fields().values():
+            widget.setEnabled(row is not None)
+        self.save_button.setEnabled(row is not None)
+        if row is None:
+            self.heading.setText("Select a row in the table to edit it.")
+        else:
+            self.fill(row)
+
+    def set_status(self, text: str, state: str = "") -> None:
+        self.status_label.setProperty("state", state)
+        self.status_label.setText(text)
+        self.status_label.setVisible(bool(text))
+        style = self.status_label.style()
+        style.unpolish(self.status_label)
+        style.polish(self.status_label)
+
+    def fill(self, row: object) -> None:
+        raise NotImplementedError
+
+    def submit(self, row_id: str) -> None:
+        """Call the service; raise ValidationFailed to show the field errors."""
+        raise NotImplementedError
+
+    def save(self) -> bool:
+        row_id = self.selected_id()
+        if row_id is None:
+            return False
+
+        def attempt() -> bool:
+            try:
+                self.submit(row_id)
+            except ValidationFailed as failed:
+                set_banner(self.banner, self.errors.show(failed.errors))
+                self.set_status("Not saved: correct the marked fields", "dirty")
+                fields = self.errors.fields()
+                first = next((e.field for e in failed.errors if e.field in fields), None)
+                if first is not None:
+                    fields[first].setFocus()
+                return False
+            return True
+
+        if not guarded(self, attempt):
+            return False
+        self.saved.emit(row_id)
+        return True
+
+
+class PumpModelEditor(_CatalogEditor):
+    def __init__(self, services: Services, actor: Actor, parent: QWidget | None = None) -> None:
+        super().__init__(
+            "Edit pump model",
+            "pumpModels",
+            PumpModelsTableModel(),
+            "Pump models",
+            "&Save pump model",
+            parent,
+        )
+        self.model.setParent(self)
+        self._services = services
+        self._actor = actor
+        self.alarm_spin = _ml_spin("Low-reservoir alarm", "pumpAlarmSpin")
+        self.accuracy_spin = QDoubleSpinBox()
+        _labelled(self.accuracy_spin, "Flow accuracy", "pumpAccuracySpin")
+        self.accuracy_spin.setRange(0.0, 100.0)
+        self.accuracy_spin.setDecimals(1)
+        self.accuracy_spin.setPrefix("± ")
+        self.accuracy_spin.setSuffix(" %")
+        self.accuracy_spin.setMinimumWidth(110)
+        self.accuracy_spin.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.pocket_spin = _ml_spin("Pocket-fill warning", "pumpPocketSpin")
+        self.active_check = QCheckBox("Offered for new implants")
+        _labelled(self.active_check, "Pump model active", "pumpActiveCheck")
+        self.add_field("&Low-reservoir alarm:", "low_reservoir_alarm_ml", self.alarm_spin)
+        self.add_field("Flow a&ccuracy:", "flow_accuracy_pct", self.accuracy_spin)
+        self.add_field("Poc&ket-fill warning:", "pocket_fill_warning_ml", self.pocket_spin)
+        self.add_field("Acti&ve:", "active", self.active_check)
+        self.finish_layout()
+        for column, width in enumerate((84, 70, 84, 94, 80), start=1):
+            self.table.setColumnWidth(column, width)
+
+    def fill(self, row: object) -> None:
+        if not isinstance(row, PumpModelRow):
+            return
+        number = f" {row.model_number}" if row.model_number else ""
+        self.heading.setText(
+            f"<b>{row.name}</b><br>{row.manufacturer}{number}, {row.kind}, "
+            f"reservoir {row.reservoir_ml:g} mL"
+        )
+        self.alarm_spin.setValue(row.low_reservoir_alarm_ml)
+        self.accuracy_spin.setValue(row.flow_accuracy_pct)
+        self.pocket_spin.setValue(row.pocket_fill_warning_ml)
+        self.active_check.setChecked(row.active)
+
+    def edit(self) -> PumpModelEdit:
+        return PumpModelEdit(
+            low_reservoir_alarm_ml=self.alarm_spin.value(),
+            flow_accuracy_pct=self.accuracy_spin.value(),
+            pocket_fill_warning_ml=self.pocket_spin.value(),
+            active=self.active_check.isChecked(),
+        )
+
+    def submit(self, row_id: str) -> None:
+        self._services.catalogs.update_pump_model(self._actor, row_id, self.edit())
+
+    def reload(self) -> None:
+        selected = self.selected_id()
+        rows = guarded(
+            self,
+            lambda: self._services.catalogs.pump_models(self._actor),
+            "Could not load pump models",
+        )
+        if rows is None:
+            return
+        assert isinstance(self.model, PumpModelsTableModel)
+        self.model.set_rows(rows)
+        if selected is None or not self.select_id(selected):
+            self._show_selected()
+
+
+class DrugProductEditor(_CatalogEditor):
+    def __init__(self, services: Services, actor: Actor, parent: QWidget | None = None) -> None:
+        super().__init__(
+            "Edit drug product",
+            "drugProducts",
+            DrugProductsTableModel(),
+            "Drug products",
+            "Save &drug product",
+            parent,
+        )
+        self.model.setParent(self)
+        self._services = services
+        self._actor = actor
+        self.stability_spin = _spin(
+            "Stability after filling", "drugStabilitySpin", STABILITY_DAYS_RANGE, " days"
+        )
+        self.active_check = QCheckBox("Offered for new fills")
+        _labelled(self.active_check, "Drug product active", "drugActiveCheck")
+        self.add_field("S&tability:", "stability_days", self.stability_spin)
+        self.add_field("Activ&e:", "active", self.active_check)
+        self.finish_layout()
+        for column, width in enumerate((130, 84, 80), start=1):
+            self.table.setColumnWidth(column, width)
+
+    def fill(self, row: object) -> None:
+        if not isinstance(row, DrugProductRow):
+            return
+        use = "screening test doses only" if row.screening_only else "pump refills"
+        self.heading.setText(
+            f"<b>{row.name}</b><br>{row.concentration_mcg_per_ml:g} mcg/mL, for {use}"
+        )
+        self.stability_spin.setValue(row.stability_days)
+        self.active_check.setChecked(row.active)
+
+    def edit(self) -> DrugProductEdit:
+        return DrugProductEdit(
+            stability_days=self.stability_spin.value(), active=self.active_check.isChecked()
+        )
+
+    def submit(self, row_id: str) -> None:
+        self._services.catalogs.update_drug_product(self._actor, row_id, self.edit())
+
+    def reload(self) -> None:
+        selected = self.selected_id()
+        rows = guarded(
+            self,
+            lambda: self._services.catalogs.drug_products(self._actor),
+            "Could not load drug products",
+        )
+        if rows is None:
+            return
+        assert isinstance(self.model, DrugProductsTableModel)
+        self.model.set_rows(rows)
+        if selected is None or not self.select_id(selected):
+            self._show_selected()
+
+
+class CatalogsTab(QWidget):
+    """Pump models and drug products, each a table with a form for the selected row."""
+
+    def __init__(
+        self, services: Services, actor: Actor, bus: DataBus, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("catalogsTab")
+        self._services = services
+        self._bus = bus
+        self.note = banner("catalogsNote", "info")
+        set_banner(self.note, [CATALOG_NOTE], prefix="")
+        self.pumps = PumpModelEditor(services, actor)
+        self.drugs = DrugProductEditor(services, actor)
+        self.pumps.saved.connect(lambda row_id: self._saved(self.pumps, row_id))
+        self.drugs.saved.connect(lambda row_id: self._saved(self.drugs, row_id))
+
+        pumps_title = QLabel("Pump models")
+        pumps_title.setObjectName("catalogSectionTitle")
+        drugs_title = QLabel("Drug products")
+        drugs_title.setObjectName("catalogSectionTitle")
+
+        content = QWidget()
+        content.setObjectName("catalogsContent")
+        content_layout = QVBoxLayout(content)
+        content_layout.setContentsMargins(14, 0, 14, 4)
+        content_layout.setSpacing(8)
+        content_layout.addWidget(pumps_title)
+        content_layout.addWidget(self.pumps, 1)
+        content_layout.addSpacing(6)
+        content_layout.addWidget(drugs_title)
+        content_layout.addWidget(self.drugs, 1)
+        scroll = QScrollArea()
+        scroll.setObjectName("catalogsScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(content)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 12, 0, 12)
+        layout.setSpacing(8)
+        note_row = QHBoxLayout()
+        note_row.setContentsMargins(14, 0, 14, 0)
+        note_row.addWidget(self.note)
+        layout.addLayout(note_row)
+        layout.addWidget(scroll, 1)
+        bus.changed.connect(self._on_data_changed)
+        self.reload()
+
+    def reload(self) -> None:
+        self.pumps.reload()
+        self.drugs.reload()
+
+    def _on_data_changed(self, entities: frozenset[str]) -> None:
+        if "catalog" in entities:
+            self.reload()
+
+    def _saved(self, editor: _CatalogEditor, row_id: str) -> None:
+        # The bus reloads both tables (ours included); keep the edited row selected.
+        self._bus.notify("catalog")
+        editor.select_id(row_id)
+        editor.set_status(f"✓ Saved at {self._services.context.now():%H:%M}", "saved")
+
+
 # --- the page -----------------------------------------------------------------------------
 
 
 class AdminPage(QWidget):
-    """Users and clinic settings; anyone else sees only why the page is empty."""
+    """Users, clinic settings and catalogs; anyone else sees only why the page is empty."""
 
     def __init__(
         self, services: Services, actor: Actor, bus: DataBus, parent: QWidget | None = None
@@ -1131,11 +1620,14 @@ class AdminPage(QWidget):
         self.tabs: QTabWidget | None = None
         self.users_tab: UsersTab | None = None
         self.settings_tab: SettingsTab | None = None
+        self.catalogs_tab: CatalogsTab | None = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(20, 16, 20, 16)
         layout.setSpacing(10)
-        layout.addWidget(page_header("Administration", "User accounts and clinic-wide settings."))
+        layout.addWidget(
+            page_header("Administration", "User accounts, clinic-wide settings and catalogs.")
+        )
         if not can(actor, Permission.MANAGE_USERS):
             self.access_banner = banner("adminAccessBanner", "info")
             self.access_banner.setAccessibleName("Administration access")
@@ -1152,10 +1644,18 @@ class AdminPage(QWidget):
         if can(actor, Permission.MANAGE_SETTINGS):
             self.settings_tab = SettingsTab(services, actor, bus)
             self.tabs.addTab(self.settings_tab, "Clinic settings")
+        if can(actor, Permission.MANAGE_CATALOGS):
+            self.catalogs_tab = CatalogsTab(services, actor, bus)
+            self.tabs.addTab(self.catalogs_tab, "Catalogs")
         layout.addWidget(self.tabs, 1)
 
     def show_tab(self, name: str) -> None:
-        """Switch to "users" or "settings"."""
-        target: QWidget | None = self.users_tab if name == "users" else self.settings_tab
+        """Switch to "users", "settings" or "catalogs"."""
+        tabs: dict[str, QWidget | None] = {
+            "users": self.users_tab,
+            "settings": self.settings_tab,
+            "catalogs": self.catalogs_tab,
+        }
+        target = tabs.get(name)
         if self.tabs is not None and target is not None:
             self.tabs.setCurrentWidget(target)

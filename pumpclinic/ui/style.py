@@ -46,24 +46,27 @@ QPushButton:hover {{ background: #eef4fa; }}
 QPushButton:disabled {{ color: #9aa5b1; background: #f0f2f4; }}
 QPushButton[primary="true"] {{ background: {ACCENT}; color: white; border-color: {ACCENT}; }}
 QPushButton[primary="true"]:hover {{ background: #184d72; }}
-QLineEdit, QComboBox, QDateEdit, QTimeEdit, QSpinBox, QPlainTextEdit {{
+QLineEdit, QComboBox, QDateEdit, QTimeEdit, QSpinBox, QDoubleSpinBox, QPlainTextEdit {{
     padding: 3px 5px; border: 1px solid #bcccdc; border-radius: 3px; background: white;
 }}
-QSpinBox::up-button, QDateEdit::up-button, QTimeEdit::up-button {{
+QSpinBox::up-button, QDoubleSpinBox::up-button, QDateEdit::up-button, QTimeEdit::up-button {{
     subcontrol-origin: border; subcontrol-position: top right; width: 18px;
     border-left: 1px solid #d9e2ec; border-bottom: 1px solid #d9e2ec;
 }}
-QSpinBox::down-button, QDateEdit::down-button, QTimeEdit::down-button {{
+QSpinBox::down-button, QDoubleSpinBox::down-button, QDateEdit::down-button,
+QTimeEdit::down-button {{
     subcontrol-origin: border; subcontrol-position: bottom right; width: 18px;
     border-left: 1px solid #d9e2ec;
 }}
-QSpinBox::up-button:hover, QSpinBox::down-button:hover, QTimeEdit::up-button:hover,
+QSpinBox::up-button:hover, QDoubleSpinBox::up-button:hover, QSpinBox::down-button:hover,
+QDoubleSpinBox::down-button:hover, QTimeEdit::up-button:hover,
 QTimeEdit::down-button:hover, QDateEdit::up-button:hover, QDateEdit::down-button:hover,
 QComboBox::drop-down:hover, QDateEdit::drop-down:hover {{ background: #eef4fa; }}
-QSpinBox::up-arrow, QDateEdit::up-arrow, QTimeEdit::up-arrow {{
+QSpinBox::up-arrow, QDoubleSpinBox::up-arrow, QDateEdit::up-arrow, QTimeEdit::up-arrow {{
     image: url({_ICONS}/arrow-up.svg); width: 9px; height: 6px;
 }}
-QSpinBox::down-arrow, QDateEdit::down-arrow, QTimeEdit::down-arrow, QComboBox::down-arrow {{
+QSpinBox::down-arrow, QDoubleSpinBox::down-arrow, QDateEdit::down-arrow, QTimeEdit::down-arrow,
+QComboBox::down-arrow {{
     image: url({_ICONS}/arrow-down.svg); width: 9px; height: 6px;
 }}
 QComboBox::drop-down, QDateEdit::drop-down {{
@@ -71,7 +74,7 @@ QComboBox::drop-down, QDateEdit::drop-down {{
     border-left: 1px solid #d9e2ec;
 }}
 QLineEdit[invalid="true"], QComboBox[invalid="true"], QDateEdit[invalid="true"],
-QTimeEdit[invalid="true"], QSpinBox[invalid="true"],
+QTimeEdit[invalid="true"], QSpinBox[invalid="true"], QDoubleSpinBox[invalid="true"],
 QPlainTextEdit[invalid="true"] {{ border: 2px solid {DANGER}; }}
 #fieldError {{ color: {DANGER}; }}
 QLabel[banner="warning"] {{
@@ -93,8 +96,11 @@ QTabWidget::pane {{ border: 1px solid #d9e2ec; background: white; }}
 QTabBar::tab {{ padding: 6px 14px; }}
 QTableView::item {{ padding-left: 6px; padding-right: 6px; }}
 QLabel#fieldHelp {{ color: #52606d; font-size: 9pt; }}
-QLabel#settingsStatus[state="saved"] {{ color: #1e7d32; font-weight: 600; }}
-QLabel#settingsStatus[state="dirty"] {{ color: #7a4100; }}
+QLabel#settingsStatus[state="saved"], QLabel#pumpModelsStatus[state="saved"],
+QLabel#drugProductsStatus[state="saved"] {{ color: #1e7d32; font-weight: 600; }}
+QLabel#settingsStatus[state="dirty"], QLabel#pumpModelsStatus[state="dirty"],
+QLabel#drugProductsStatus[state="dirty"] {{ color: #7a4100; }}
+QLabel#catalogSectionTitle {{ font-size: 11pt; font-weight: 600; color: #1d2b3a; }}
 QLabel#usersCount, QLabel#patientCount {{ color: #52606d; }}
 QLabel#dialogIntro {{ color: #334e68; }}
 """

@@ -13,6 +13,7 @@ from pumpclinic.domain.clinic import ClinicSettingsData
 from pumpclinic.domain.enums import Role
 from pumpclinic.domain.patients import PatientInput
 from pumpclinic.services.alerts import ContactInput
+from pumpclinic.services.catalogs import DrugProductEdit, PumpModelEdit
 from pumpclinic.services.clinic import Services
 from pumpclinic.services.context import Actor
 from pumpclinic.services.errors import PermissionDenied, ValidationFailed
@@ -148,6 +149,13 @@ def change_settings(world: World, actor: Actor) -> None:
     world.services.settings.update(actor, ClinicSettingsData(refill_safety_margin_days=5), version)
 
 
+def edit_catalog(world: World, actor: Actor) -> None:
+    world.services.catalogs.update_drug_product(actor, "baclofen-2000", DrugProductEdit(30, True))
+    world.services.catalogs.update_pump_model(
+        actor, "synchromed-ii-40", PumpModelEdit(3.0, 14.5, 2.0, True)
+    )
+
+
 ALLOWED = {
     add_patient: {Role.NURSE, Role.CLINICIAN},
     view_patients: {Role.NURSE, Role.CLINICIAN, Role.STAFF},
@@ -161,6 +169,7 @@ ALLOWED = {
     view_alerts: {Role.NURSE, Role.CLINICIAN, Role.STAFF},
     manage_users: {Role.ADMIN},
     change_settings: {Role.ADMIN},
+    edit_catalog: {Role.ADMIN},
 }
 
 
