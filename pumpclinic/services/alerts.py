@@ -967,6 +967,10 @@ class AlertService:
                     )
                 ]
             )
+        if "\x00" in reason:
+            raise ValidationFailed(
+                [FieldError("do_not_contact_reason", "Reason must not contain a NUL character.")]
+            )
         with self._ctx.unit_of_work() as session:
             patient = session.get(Patient, patient_id)
             if patient is None:
@@ -1066,6 +1070,8 @@ def _check_contact(
                 "notes", f"Notes: at most {MAX_NOTES_LENGTH} characters ({len(data.notes)})."
             )
         )
+    elif "\x00" in data.notes:
+        errors.append(FieldError("notes", "Notes must not contain a NUL character."))
     if errors:
         raise ValidationFailed(errors)
     assert method is not None and outcome is not None

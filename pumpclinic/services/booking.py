@@ -24,7 +24,7 @@ from pumpclinic.domain.enums import (
     AuditAction,
 )
 from pumpclinic.domain.reservoir import Forecast
-from pumpclinic.domain.validation import FieldError
+from pumpclinic.domain.validation import FieldError, limit_text, require_text
 from pumpclinic.services import audit
 from pumpclinic.services.context import Actor, ServiceContext
 from pumpclinic.services.errors import NotFound, StaleRecord, ValidationFailed
@@ -34,6 +34,7 @@ from pumpclinic.services.settings import read_settings
 
 ACTIVE_STATUSES = (AppointmentStatus.BOOKED.value, AppointmentStatus.ARRIVED.value)
 OCCUPYING_STATUSES = (*ACTIVE_STATUSES, AppointmentStatus.COMPLETED.value)
+MAX_TEXT_LENGTH = 2000  # a late reason, a cancel reason, notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,10 +262,10 @@ class BookingService:
         self, actor: Actor, appointment_id: int, expected_version: int, reason: str
     ) -> AppointmentRow:
         require(actor, Permission.BOOK_APPOINTMENTS)
-        if not reason.strip():
-            raise ValidationFailed(
-                [FieldError("cancel_reason", "Reason for cancelling is required.")]
-            )
+        errors: list[FieldError] = []
+        require_text(errors, "cancel_reason", "Reason for cancelling", reason, MAX_TEXT_LENGTH)
+        if errors:
+            raise ValidationFailed(errors)
         with self._ctx.unit_of_work() as session:
             row = self._load(session, appointment_id, expected_version)
             self._set_status(session, actor, row, AppointmentStatus.CANCELLED, reason=reason)
@@ -374,6 +375,8 @@ class BookingService:
         check = _booking_check(outlook, starts_at, settings)
         if check.after_due and not late_reason.strip():
             errors.append(FieldError("late_reason", f"{check.message} Give the reason."))
+        limit_text(errors, "late_reason", "Reason for booking late", late_reason, MAX_TEXT_LENGTH)
+        limit_text(errors, "notes", "Notes", notes, MAX_TEXT_LENGTH)
         approver: Actor | None = None
         if check.after_alarm:
             if override_by is not None and can(override_by, Permission.OVERRIDE):

@@ -1554,6 +1554,10 @@ class ScreeningService:
                         f" ({len(name)}).",
                     )
                 )
+            elif "\x00" in name:
+                errors.append(
+                    FieldError("ashworth", "Muscle group must not contain a NUL character.")
+                )
             elif name.casefold() in groups:
                 errors.append(FieldError("ashworth", f"Muscle group {name!r} is scored twice."))
             groups.add(name.casefold())

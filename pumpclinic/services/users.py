@@ -120,7 +120,9 @@ class UserService:
 
     def authenticate(self, username: str, password: str) -> Actor:
         """The actor for valid credentials; 5 failures lock the account for 5 minutes."""
-        username = username.strip().lower()
+        # A NUL cannot be in a username nor in a query or the audit on PostgreSQL: shown as
+        # U+FFFD it matches no account and is still audited as the failed attempt it is.
+        username = username.strip().lower().replace("\x00", "\ufffd")
         now = self._ctx.now()
         refused = AuthenticationFailed("Unknown username or wrong password.")
         with self._ctx.unit_of_work() as session:
@@ -223,7 +225,12 @@ class UserService:
         username = username.strip().lower()
         errors = _account_errors(username, full_name.strip(), password, None)
         with self._ctx.unit_of_work() as session:
-            taken = session.scalar(select(User.id).where(User.username == username))
+            # Look an invalid username up never: it cannot be taken, and PostgreSQL refuses a
+            # NUL even in a query.
+            valid = not any(e.field == "username" for e in errors)
+            taken = (
+                session.scalar(select(User.id).where(User.username == username)) if valid else None
+            )
             if taken is not None:
                 errors.append(FieldError("username", f"Username '{username}' is already taken."))
             if errors:
