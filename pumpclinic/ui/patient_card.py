@@ -23,6 +23,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QWidget
 
 from pumpclinic.services.refills import PatientCardData
+from pumpclinic.ui.widgets import per_hour_text
 
 WARNING_LEAD = "If your pump alarms or you notice any of these signs, call the clinic now: "
 _DANGER = "#b3261e"
@@ -62,7 +63,7 @@ def render_patient_card_html(card: PatientCardData) -> str:
     dose = (
         f"{_number(card.dose_mcg_per_day)} mcg/day"
         f" <span style='font-size:10pt; font-weight:400; color:#334e68'>"
-        f"(= {card.dose_mcg_per_hour:.2f} mcg/h)</span>"
+        f"(= {per_hour_text(card.dose_mcg_per_day)})</span>"
     )
     return f"""
 <html><body style='font-size:11pt; color:#1d2b3a'>

@@ -48,7 +48,6 @@ from PySide6.QtWidgets import (
 
 from pumpclinic.domain.enums import AppointmentStatus, SpasticityOrigin
 from pumpclinic.domain.patients import age_in_years
-from pumpclinic.domain.reservoir import mcg_per_hour
 from pumpclinic.domain.validation import FieldError
 from pumpclinic.services.booking import AppointmentRow
 from pumpclinic.services.clinic import Services
@@ -73,6 +72,7 @@ from pumpclinic.ui.widgets import (
     FieldErrorLabels,
     banner,
     button,
+    per_hour_text,
     primary_button,
     set_banner,
 )
@@ -143,7 +143,7 @@ def signed_ml(value: float) -> str:
 
 def program_text(dose_mcg_per_day: float) -> str:
     """Both units together, as the pump programmer and the prescription use them."""
-    return f"{dose_mcg_per_day:g} mcg/day  ({mcg_per_hour(dose_mcg_per_day):.2f} mcg/h)"
+    return f"{dose_mcg_per_day:g} mcg/day  ({per_hour_text(dose_mcg_per_day)})"
 
 
 def _days(count: int) -> str:
@@ -1415,7 +1415,7 @@ class ImplantDialog(QDialog):
 
     def _update_hints(self) -> None:
         dose = self.dose.value()
-        text = f"= {mcg_per_hour(dose):.2f} mcg/h"
+        text = f"= {per_hour_text(dose)}"
         concentration = self._concentration()
         if concentration:
             text += f"  ·  {dose / concentration:.3f} mL/day at {concentration:g} mcg/mL"

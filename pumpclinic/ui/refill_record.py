@@ -69,7 +69,14 @@ from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded, show_bug
 from pumpclinic.ui.models import AnyIndex
 from pumpclinic.ui.patient_card import print_patient_card, write_patient_card_pdf
-from pumpclinic.ui.widgets import FieldErrorLabels, banner, button, primary_button, set_banner
+from pumpclinic.ui.widgets import (
+    FieldErrorLabels,
+    banner,
+    button,
+    per_hour_text,
+    primary_button,
+    set_banner,
+)
 
 ASPIRATION, FILL, PROGRAM, CHECK, DONE = range(5)
 STEP_TITLES = ("Aspiration", "Drug and fill", "Program", "Double check", "Saved")
@@ -126,10 +133,6 @@ def _plain(value: float) -> str:  # no trailing zeros: 2000, 412.5
 
 def dose_text(dose_mcg_per_day: float) -> str:
     return f"{_plain(dose_mcg_per_day)} mcg/day"
-
-
-def hourly_text(dose_mcg_per_day: float) -> str:
-    return f"{dose_mcg_per_day / 24:.2f} mcg/h"
 
 
 def reconciliation_words(rec: Reconciliation, accuracy_pct: float) -> list[str]:
@@ -860,7 +863,7 @@ class RecordRefillDialog(QDialog):
             return "No program recorded yet."
         return (
             f"<b>{dose_text(old.dose_mcg_per_day)}</b> "
-            f"({hourly_text(old.dose_mcg_per_day)}) of {_plain(old.concentration_mcg_per_ml)} "
+            f"({per_hour_text(old.dose_mcg_per_day)}) of {_plain(old.concentration_mcg_per_ml)} "
             f"mcg/mL · {old.daily_volume_ml:.3f} mL/day"
         )
 
@@ -1191,7 +1194,7 @@ class RecordRefillDialog(QDialog):
             self.hourly_label.setText("= — mcg/h")
             self.volume_label.setText("")
         else:
-            self.hourly_label.setText(f"= {hourly_text(dose)}")
+            self.hourly_label.setText(f"= {per_hour_text(dose)}")
             card = self.pump_card
             if product is not None and product[2] > 0 and not (card and card.constant_flow):
                 self.volume_label.setText(f"· {dose / product[2]:.3f} mL/day")
@@ -1243,7 +1246,7 @@ class RecordRefillDialog(QDialog):
             program.drug_name,
             f"{_plain(program.concentration_mcg_per_ml)} mcg/mL",
             dose_text(program.dose_mcg_per_day),
-            hourly_text(program.dose_mcg_per_day),
+            per_hour_text(program.dose_mcg_per_day),
             f"{program.daily_volume_ml:.3f} mL/day",
             f"{alarm_at.astimezone(self._zone):%a %d %b %Y %H:%M}" if alarm_at else "—",
             f"{refill_due:%a %d %b %Y}" if refill_due else "—",
@@ -1362,7 +1365,7 @@ class RecordRefillDialog(QDialog):
             else "—"
         )
         values["savedProgram"].setText(
-            f"{dose_text(card.dose_mcg_per_day)}  ({hourly_text(card.dose_mcg_per_day)}) of "
+            f"{dose_text(card.dose_mcg_per_day)}  ({per_hour_text(card.dose_mcg_per_day)}) of "
             f"{_plain(card.concentration_mcg_per_ml)} mcg/mL"
         )
         values["savedChecker"].setText(recorded.refill.double_checked_by)

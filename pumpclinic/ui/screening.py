@@ -21,7 +21,6 @@ import math
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import ClassVar, TypeVar
 
@@ -95,6 +94,7 @@ from pumpclinic.ui.widgets import (
     banner,
     button,
     page_header,
+    per_hour_text,
     primary_button,
     set_banner,
     set_invalid,
@@ -216,12 +216,6 @@ QFrame#checksFrame {{ background: white; border: 1px solid #d9e2ec; border-radiu
 def number_text(value: float) -> str:
     """2, 1.5, 412.5: no trailing zeros."""
     return f"{value:g}"
-
-
-def per_hour_text(dose_mcg_per_day: float) -> str:
-    """The hourly rate to two decimals, rounded half up as people round (75/24 = 3.13)."""
-    rate = Decimal(repr(dose_mcg_per_day)) / Decimal(24)
-    return f"{rate.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)} mcg/h"
 
 
 def both_units(dose_mcg_per_day: float) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from decimal import ROUND_HALF_UP, Decimal
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
+from pumpclinic.domain.reservoir import mcg_per_hour
 from pumpclinic.domain.validation import FieldError
 
 
@@ -109,3 +111,10 @@ class FieldErrorLabels:
 
     def fields(self) -> Mapping[str, QWidget]:
         return self._fields
+
+
+def per_hour_text(dose_mcg_per_day: float) -> str:
+    """The hourly rate beside a daily dose: two decimals, rounded half up as people round
+    (75/24 = 3.13), the same on every screen and on the printed card."""
+    rate = Decimal(repr(mcg_per_hour(dose_mcg_per_day)))
+    return f"{rate.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)} mcg/h"

@@ -189,3 +189,13 @@ def test_enter_opens_the_patient_page_and_back_returns(qtbot, page, services, nu
     assert page.patient_page.patient_id == page.model.row_at(0).id
     page.patient_page.back_requested.emit()
     assert page.stack.currentWidget() is page.list_view
+
+
+@pytest.mark.parametrize(
+    ("dose", "text"),
+    [(400, "16.67 mcg/h"), (75, "3.13 mcg/h"), (60, "2.50 mcg/h"), (0, "0.00 mcg/h")],
+)
+def test_the_hourly_rate_is_written_one_way_everywhere(dose: float, text: str) -> None:
+    from pumpclinic.ui.widgets import per_hour_text
+
+    assert per_hour_text(dose) == text
