@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -38,6 +39,28 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             # SQLite has no zone type: store the UTC wall time, restored as UTC on read.
             return utc.replace(tzinfo=None)
         return utc
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], dt.datetime | None] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        # SQLite returns the stored text: parse it in one step (this runs for every datetime
+        # read, hundreds of thousands of times when a whole clinic's history is read).
+        parse = dt.datetime.fromisoformat
+        utc = dt.UTC
+
+        def process(value: Any) -> dt.datetime | None:
+            if value is None:
+                return None
+            parsed = parse(value) if isinstance(value, str) else value
+            if not isinstance(parsed, dt.datetime):
+                raise TypeError(f"expected a stored datetime, got {value!r}")
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=utc)
+            return parsed.astimezone(utc)
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
