@@ -706,3 +706,27 @@ class AuditChainHead(Base):
     last_entry_id: Mapped[int] = mapped_column(Integer)
     last_entry_hash: Mapped[str] = mapped_column(String(128))
     seal: Mapped[str] = mapped_column(String(128))
+
+
+# --- Derived data: the forecast kept per pump -----------------------------------------------
+
+
+class PumpForecast(Base):
+    """A pump's forecast from its latest fill, kept with the exact inputs it was computed
+    from (``inputs``: the fill, the programs since, the pump, the catalog values and the
+    clinic calendar, in one canonical text). Derived data only: it is used when the inputs
+    read now are the same text, and computed afresh (and replaced) otherwise."""
+
+    __tablename__ = "pump_forecasts"
+
+    pump_id: Mapped[int] = mapped_column(
+        ForeignKey("implanted_pumps.id", ondelete="CASCADE"), primary_key=True
+    )
+    inputs: Mapped[str] = mapped_column(Text)
+    daily_volume_ml: Mapped[float] = mapped_column(Float)
+    alarm_at: Mapped[dt.datetime | None]
+    empty_at: Mapped[dt.datetime | None]
+    stability_limit_at: Mapped[dt.datetime | None]
+    refill_due: Mapped[dt.date | None] = mapped_column(Date)
+    days_to_alarm: Mapped[float | None] = mapped_column(Float)
+    computed_at: Mapped[dt.datetime]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import hashlib
 import logging
 import zoneinfo
 from collections import defaultdict
@@ -22,7 +23,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Executable, ScalarSelect, and_, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    ScalarSelect,
+    String,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.orm import Session, aliased
 
 from pumpclinic.db.models import (
@@ -34,6 +48,7 @@ from pumpclinic.db.models import (
     ImplantedPump,
     Patient,
     PatientContact,
+    PumpForecast,
     PumpModel,
     Refill,
     ScreeningTrial,
@@ -74,7 +89,7 @@ from pumpclinic.domain.screening import elapsed_after
 from pumpclinic.domain.validation import FieldError
 from pumpclinic.services import audit
 from pumpclinic.services.context import Actor, ServiceContext
-from pumpclinic.services.errors import NotFound, ValidationFailed
+from pumpclinic.services.errors import NotFound, ServiceError, ValidationFailed
 from pumpclinic.services.permissions import Permission, require
 from pumpclinic.services.settings import read_settings
 
@@ -228,7 +243,8 @@ class _PatientInfo:
 
 @dataclass(slots=True)
 class _PumpRow:
-    """One implanted pump, its latest fill and the raw rows of the programs since."""
+    """One implanted pump, its latest fill, the raw rows of the programs since, and the
+    forecast kept for it (with the inputs it was computed from), if any."""
 
     pump_id: int
     patient_id: int
@@ -237,15 +253,50 @@ class _PumpRow:
     alarm_ml: float
     battery_replace_by: dt.date | None
     fill_id: int | None
-    filled_at: dt.datetime | None
+    # As the database returns it (text on SQLite): parsed only when a forecast is computed.
+    filled_at_raw: object
     volume_ml: float
     drug_product_id: str | None
-    # (program id, effective from, mcg/mL, mcg/day, bolus mcg, boluses/day, minute, rate)
+    kept: tuple[Any, ...] | None = None
+    # (program id, effective from (raw), mcg/mL, mcg/day, bolus mcg, boluses/day, minute,
+    # rate)
     program_rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+    @property
+    def filled_at(self) -> dt.datetime | None:
+        return None if self.filled_at_raw is None else as_utc(self.filled_at_raw)
 
 
 # The cache of forecasts: the same inputs always give the same forecast.
 ForecastMemo = dict[Hashable, Forecast]
+# Forecasts computed in an evaluation that the database did not keep: (pump id, inputs,
+# forecast), to be stored by ``store_forecasts``.
+ComputedForecasts = list[tuple[int, str, Forecast]]
+# Part of every kept forecast's inputs: a change to the forecast arithmetic must not reuse
+# forecasts kept by the earlier arithmetic. Raise it with any change to how forecasts are
+# computed.
+FORECAST_RULES_VERSION = 1
+
+
+def as_utc(value: object) -> dt.datetime:
+    """A stored datetime as the driver returns it (text on SQLite) → aware UTC."""
+    parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(parsed, dt.datetime):
+        raise TypeError(f"expected a stored datetime, got {value!r}")
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def _raw_text(value: object) -> str:
+    """A stored datetime, unparsed, as canonical text for the inputs of a kept forecast."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dt.datetime):
+        return as_utc(value).isoformat(" ")
+    return repr(value)
+
+
 # Ids per IN (...) list: well under the SQLite and PostgreSQL parameter limits.
 _IN_CHUNK = 5000
 
@@ -281,6 +332,11 @@ def _latest_fill_id(as_of: dt.datetime) -> ScalarSelect[int]:
     )
 
 
+def _raw(column: Any) -> Any:
+    """The column as the driver returns it (no per-value conversion in the bulk read)."""
+    return type_coerce(column, String()).label(column.key)
+
+
 def latest_events_statement(as_of: dt.datetime) -> Executable:
     """Every implanted pump with its latest fill and the programs since (one row per flex
     step, or per program without steps): the program in force at the fill and every later
@@ -309,11 +365,18 @@ def latest_events_statement(as_of: dt.datetime) -> Executable:
             ImplantedPump.low_reservoir_alarm_ml,
             ImplantedPump.battery_replace_by,
             fill.id,
-            fill.performed_at,
+            _raw(fill.performed_at),
             fill.volume_after_ml,
             fill.drug_product_id,
+            PumpForecast.inputs,
+            PumpForecast.daily_volume_ml,
+            _raw(PumpForecast.alarm_at),
+            _raw(PumpForecast.empty_at),
+            _raw(PumpForecast.stability_limit_at),
+            _raw(PumpForecast.refill_due),
+            PumpForecast.days_to_alarm,
             DoseProgram.id,
-            DoseProgram.effective_from,
+            _raw(DoseProgram.effective_from),
             DoseProgram.concentration_mcg_per_ml,
             DoseProgram.dose_mcg_per_day,
             DoseProgram.bolus_dose_mcg,
@@ -323,6 +386,7 @@ def latest_events_statement(as_of: dt.datetime) -> Executable:
         )
         .select_from(ImplantedPump)
         .outerjoin(fill, fill.id == _latest_fill_id(as_of))
+        .outerjoin(PumpForecast, PumpForecast.pump_id == ImplantedPump.id)
         .outerjoin(
             DoseProgram,
             and_(
@@ -366,12 +430,13 @@ class _ClinicReader:
                     alarm_ml=row[4],
                     battery_replace_by=row[5],
                     fill_id=row[6],
-                    filled_at=row[7],
+                    filled_at_raw=row[7],
                     volume_ml=row[8] if row[8] is not None else 0.0,
                     drug_product_id=row[9],
+                    kept=None if row[10] is None else tuple(row[10:17]),
                 )
-            if row[10] is not None:
-                current.program_rows.append(tuple(row[10:]))
+            if row[17] is not None:
+                current.program_rows.append(tuple(row[17:]))
         return pumps
 
     def pump_models(self) -> dict[str, tuple[float, float | None, float, int | None]]:
@@ -595,38 +660,79 @@ class _DoseRow:
     answered: bool
 
 
+def forecast_inputs_prefix(
+    settings: ClinicSettingsData,
+    models: Mapping[str, tuple[float, float | None, float, int | None]],
+    stability_days: Mapping[str, int],
+) -> str:
+    """What every pump's forecast depends on beside its own rows: the arithmetic's version,
+    the clinic calendar and margin, and the catalog values."""
+    calendar = (
+        settings.time_zone,
+        settings.opens_at.isoformat(),
+        settings.closes_at.isoformat(),
+        sorted(settings.open_weekdays),
+        sorted(day.isoformat() for day, _name in settings.holidays),
+        settings.refill_safety_margin_days,
+    )
+    catalog = (sorted(models.items()), sorted(stability_days.items()))
+    digest = hashlib.sha256(repr((calendar, catalog)).encode()).hexdigest()[:32]
+    return f"v{FORECAST_RULES_VERSION}:{digest}"
+
+
+def _kept_forecast(kept: tuple[Any, ...]) -> Forecast:
+    _inputs, daily_ml, alarm_at, empty_at, stability_at, refill_due, days_to_alarm = kept
+    return Forecast(
+        daily_volume_ml=daily_ml,
+        alarm_at=None if alarm_at is None else as_utc(alarm_at),
+        empty_at=None if empty_at is None else as_utc(empty_at),
+        stability_limit_at=None if stability_at is None else as_utc(stability_at),
+        refill_due=(
+            dt.date.fromisoformat(refill_due) if isinstance(refill_due, str) else refill_due
+        ),
+        days_to_alarm=days_to_alarm,
+    )
+
+
 def clinic_forecasts(
     pumps: Iterable[_PumpRow],
     settings: ClinicSettingsData,
     models: Mapping[str, tuple[float, float | None, float, int | None]],
     stability_days: Mapping[str, int],
     memo: ForecastMemo | None = None,
+    computed: ComputedForecasts | None = None,
 ) -> tuple[dict[int, Forecast], list[int]]:
     """Each pump's forecast from its latest fill, and the pumps without one (no fill, no
-    program in force at it, or data the arithmetic refuses). ``memo`` keeps forecasts by
-    their inputs from one evaluation to the next; it is replaced by this evaluation's."""
+    program in force at it, or data the arithmetic refuses).
+
+    A forecast is reused only for exactly the same inputs: from ``memo`` (kept in the
+    process between evaluations; replaced by this evaluation's) or from the database's kept
+    forecast. The others are computed, and added to ``computed`` for the caller to keep."""
     calendar = ClinicCalendar.from_settings(settings)
     margin_days = settings.refill_safety_margin_days
     zone = settings.zone
+    prefix = forecast_inputs_prefix(settings, models, stability_days)
     forecasts: dict[int, Forecast] = {}
     missing: list[int] = []
     used: ForecastMemo = {}
     specs: dict[tuple[str, float, float], PumpSpec] = {}
     for pump in pumps:
-        if pump.filled_at is None or not pump.program_rows:
+        if pump.filled_at_raw is None or not pump.program_rows:
             missing.append(pump.pump_id)
             continue
         stability = stability_days.get(pump.drug_product_id or "")
         key = (
-            pump.pump_model_id,
-            pump.reservoir_ml,
-            pump.alarm_ml,
-            pump.filled_at,
-            pump.volume_ml,
-            stability,
-            tuple(pump.program_rows),
+            f"{prefix}|{pump.pump_model_id}|{pump.reservoir_ml!r}|{pump.alarm_ml!r}|"
+            f"{_raw_text(pump.filled_at_raw)}|{pump.volume_ml!r}|{stability}|"
+            + ";".join(
+                f"{row[0]},{_raw_text(row[1])},{row[2]!r},{row[3]!r},{row[4]!r},{row[5]},"
+                f"{row[6]},{row[7]!r}"
+                for row in pump.program_rows
+            )
         )
         found = memo.get(key) if memo is not None else None
+        if found is None and pump.kept is not None and pump.kept[0] == key:
+            found = _kept_forecast(pump.kept)
         if found is None:
             try:
                 spec_key = (pump.pump_model_id, pump.reservoir_ml, pump.alarm_ml)
@@ -640,8 +746,10 @@ def clinic_forecasts(
                         constant_flow_ml_per_day=constant_flow,
                         pocket_fill_warning_ml=pocket_ml,
                     )
+                filled_at = pump.filled_at
+                assert filled_at is not None
                 found = fast_forecast(
-                    pump.filled_at,
+                    filled_at,
                     pump.volume_ml,
                     _programs(pump.program_rows),
                     spec,
@@ -654,12 +762,40 @@ def clinic_forecasts(
                 log.warning("pump %s: no forecast (%s)", pump.pump_id, error)
                 missing.append(pump.pump_id)
                 continue
+            if computed is not None:
+                computed.append((pump.pump_id, key, found))
         used[key] = found
         forecasts[pump.pump_id] = found
     if memo is not None:
         memo.clear()
         memo.update(used)
     return forecasts, missing
+
+
+def store_forecasts(session: Session, computed: ComputedForecasts, at: dt.datetime) -> None:
+    """Keep freshly computed forecasts (replacing what was kept for those pumps)."""
+    for start in range(0, len(computed), _IN_CHUNK):
+        chunk = computed[start : start + _IN_CHUNK]
+        session.execute(
+            delete(PumpForecast).where(PumpForecast.pump_id.in_([row[0] for row in chunk]))
+        )
+        session.execute(
+            insert(PumpForecast),
+            [
+                {
+                    "pump_id": pump_id,
+                    "inputs": inputs,
+                    "daily_volume_ml": f.daily_volume_ml,
+                    "alarm_at": f.alarm_at,
+                    "empty_at": f.empty_at,
+                    "stability_limit_at": f.stability_limit_at,
+                    "refill_due": f.refill_due,
+                    "days_to_alarm": f.days_to_alarm,
+                    "computed_at": at,
+                }
+                for pump_id, inputs, f in chunk
+            ],
+        )
 
 
 def _programs(rows: Iterable[tuple[Any, ...]]) -> list[ProgramPeriod]:
@@ -674,7 +810,7 @@ def _programs(rows: Iterable[tuple[Any, ...]]) -> list[ProgramPeriod]:
             _id, effective_from, concentration, dose, bolus, boluses = header
             programs.append(
                 ProgramPeriod(
-                    effective_from=effective_from,
+                    effective_from=as_utc(effective_from),
                     concentration_mcg_per_ml=concentration,
                     dose_mcg_per_day=dose,
                     flex_steps=tuple(steps),
@@ -715,17 +851,23 @@ def read_alerts(
     as_of: dt.datetime,
     *,
     memo: ForecastMemo | None = None,
+    computed: ComputedForecasts | None = None,
 ) -> AlertList:
     """The whole clinic's alerts as of ``as_of``, inside an open unit of work (no permission
-    check: the caller has done it, or is the headless command reading a file it was given)."""
+    check: the caller has done it, or is the headless command reading a file it was given).
+    Forecasts not kept in the database are added to ``computed``."""
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError("as_of must be timezone-aware")
     with paused_gc():
-        return _read_alerts(session, reference, as_of, memo)
+        return _read_alerts(session, reference, as_of, memo, computed)
 
 
 def _read_alerts(
-    session: Session, reference: Reference, as_of: dt.datetime, memo: ForecastMemo | None
+    session: Session,
+    reference: Reference,
+    as_of: dt.datetime,
+    memo: ForecastMemo | None,
+    computed: ComputedForecasts | None,
 ) -> AlertList:
     reader = _ClinicReader(session, reference, as_of)
     pumps = reader.pumps()
@@ -734,7 +876,7 @@ def _read_alerts(
     doses = reader.screening_doses()
     settings = reader.settings
     forecasts, missing = clinic_forecasts(
-        pumps.values(), settings, models, reader.stability_days(), memo
+        pumps.values(), settings, models, reader.stability_days(), memo, computed
     )
     policy = AlertSettings(zone=settings.zone, due_soon_horizon_days=settings.due_soon_horizon_days)
     # Risk flags only raise a severity, never make or close an alert: read the patients of
@@ -796,7 +938,11 @@ def _read_alerts(
 
 
 def read_forecasts(
-    session: Session, reference: Reference, as_of: dt.datetime
+    session: Session,
+    reference: Reference,
+    as_of: dt.datetime,
+    *,
+    computed: ComputedForecasts | None = None,
 ) -> dict[int, Forecast]:
     """Every implanted pump's forecast from the same bulk reads as the alert list."""
     with paused_gc():
@@ -806,8 +952,32 @@ def read_forecasts(
             reader.settings,
             reader.pump_models(),
             reader.stability_days(),
+            computed=computed,
         )
     return forecasts
+
+
+def keep_forecasts(context: ServiceContext, computed: ComputedForecasts) -> None:
+    """Store forecasts computed by a read, in a transaction of their own. Only derived data:
+    when it cannot be written (a read-only file, a locked database) the next read computes
+    them again, so a failure is logged and nothing else."""
+    if not computed:
+        return
+    try:
+        with context.unit_of_work() as session:
+            store_forecasts(session, computed, context.now())
+    except ServiceError as error:
+        log.info("forecasts not kept (%d pumps): %s", len(computed), error)
+
+
+def refresh_kept_forecasts(context: ServiceContext) -> int:
+    """Compute and keep every implanted pump's forecast that the database does not hold for
+    its current inputs (after a bulk load such as the demo clinic); returns how many."""
+    computed: ComputedForecasts = []
+    with context.unit_of_work() as session:
+        read_forecasts(session, context.reference, context.now(), computed=computed)
+    keep_forecasts(context, computed)
+    return len(computed)
 
 
 # --- the service ------------------------------------------------------------------------
@@ -826,15 +996,23 @@ class AlertService:
         """Every alert in the clinic as of ``as_of`` (default: now)."""
         require(actor, Permission.VIEW_ALERTS)
         at = self._ctx.now() if as_of is None else as_of
+        computed: ComputedForecasts = []
         with self._ctx.unit_of_work() as session:
-            return read_alerts(session, self._ctx.reference, at, memo=self._memo)
+            found = read_alerts(
+                session, self._ctx.reference, at, memo=self._memo, computed=computed
+            )
+        keep_forecasts(self._ctx, computed)
+        return found
 
     def forecasts(self, actor: Actor, as_of: dt.datetime | None = None) -> dict[int, Forecast]:
         """Every implanted pump's forecast, by pump id, from the bulk reads."""
         require(actor, Permission.VIEW_ALERTS)
         at = self._ctx.now() if as_of is None else as_of
+        computed: ComputedForecasts = []
         with self._ctx.unit_of_work() as session:
-            return read_forecasts(session, self._ctx.reference, at)
+            found = read_forecasts(session, self._ctx.reference, at, computed=computed)
+        keep_forecasts(self._ctx, computed)
+        return found
 
     def contact_sheet(self, actor: Actor, patient_id: int) -> ContactSheet:
         require(actor, Permission.VIEW_ALERTS)

@@ -63,6 +63,7 @@ from pumpclinic.domain.enums import (
 from pumpclinic.domain.patients import age_in_years
 from pumpclinic.domain.reference import PumpModelSpec, Reference, ScreeningProtocolSpec
 from pumpclinic.domain.reservoir import constant_rate_forecast, daily_volume_ml
+from pumpclinic.services.alerts import refresh_kept_forecasts
 from pumpclinic.services.context import ServiceContext
 from pumpclinic.services.errors import ServiceError
 from pumpclinic.services.settings import apply_settings
@@ -196,7 +197,10 @@ def create_demo_clinic(
                 "empty database: choose another file."
             )
         builder = _DemoBuilder(session, context.reference, now, random.Random(seed), years)
-        return builder.build(patients)
+        summary = builder.build(patients)
+    # As in a clinic that has been running: each pump's forecast kept since its last refill.
+    refresh_kept_forecasts(context)
+    return summary
 
 
 # --- Calendar -----------------------------------------------------------------------------
