@@ -24,6 +24,7 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -394,7 +395,7 @@ class Appointment(Base):
         one_of("status", AppointmentStatus),
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         Index("ix_appointments_starts_at", "starts_at"),
-        Index("ix_appointments_patient_kind_status", "patient_id", "kind", "status"),
+        Index("ix_appointments_patient_id", "patient_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -684,14 +685,22 @@ class ContactAttempt(Base):
 
 
 # What the alert list reads by (one query for the whole clinic): the latest fill per pump
-# that no later entry corrects, and the next booked refill per patient.
-Index("ix_refills_corrects_refill_id", Refill.corrects_refill_id)
+# that no later entry corrects, and the next booked refill per patient. Both are partial
+# indexes over the few rows they serve (corrections; refills still booked), not over years
+# of history. A query uses the appointments one only when it repeats this very condition.
+ACTIVE_REFILL_BOOKING = "kind = 'refill' AND status IN ('booked', 'arrived')"
 Index(
-    "ix_appointments_kind_status_starts",
-    Appointment.kind,
-    Appointment.status,
-    Appointment.starts_at,
+    "ix_refills_corrects_refill_id",
+    Refill.corrects_refill_id,
+    sqlite_where=Refill.corrects_refill_id.is_not(None),
+    postgresql_where=Refill.corrects_refill_id.is_not(None),
+)
+Index(
+    "ix_appointments_active_refill",
     Appointment.patient_id,
+    Appointment.starts_at,
+    sqlite_where=text(ACTIVE_REFILL_BOOKING),
+    postgresql_where=text(ACTIVE_REFILL_BOOKING),
 )
 
 

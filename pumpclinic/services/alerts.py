@@ -35,11 +35,13 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     type_coerce,
 )
 from sqlalchemy.orm import Session, aliased
 
 from pumpclinic.db.models import (
+    ACTIVE_REFILL_BOOKING,
     Appointment,
     ContactAttempt,
     DoseProgram,
@@ -55,6 +57,7 @@ from pumpclinic.db.models import (
     TestDose,
     User,
 )
+from pumpclinic.db.types import from_stored
 from pumpclinic.domain.alerts import (
     Alert,
     AlertKind,
@@ -278,16 +281,6 @@ ComputedForecasts = list[tuple[int, str, Forecast]]
 FORECAST_RULES_VERSION = 1
 
 
-def as_utc(value: object) -> dt.datetime:
-    """A stored datetime as the driver returns it (text on SQLite) → aware UTC."""
-    parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    if not isinstance(parsed, dt.datetime):
-        raise TypeError(f"expected a stored datetime, got {value!r}")
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
-
-
 def _raw_text(value: object) -> str:
     """A stored datetime, unparsed, as canonical text for the inputs of a kept forecast."""
     if isinstance(value, str):
@@ -295,6 +288,9 @@ def _raw_text(value: object) -> str:
     if isinstance(value, dt.datetime):
         return as_utc(value).isoformat(" ")
     return repr(value)
+
+
+as_utc = from_stored
 
 
 # Ids per IN (...) list: well under the SQLite and PostgreSQL parameter limits.
@@ -503,14 +499,10 @@ class _ClinicReader:
 
     def next_bookings(self) -> dict[int, dt.datetime]:
         """Per patient: the earliest refill still booked (or arrived) from today on
-        (index ``ix_appointments_kind_status_starts``)."""
+        (partial index ``ix_appointments_active_refill``, whose condition this repeats)."""
         rows = self.connection.execute(
             select(Appointment.patient_id, func.min(Appointment.starts_at))
-            .where(
-                Appointment.kind == AppointmentKind.REFILL.value,
-                Appointment.status.in_(ACTIVE_BOOKING),
-                Appointment.starts_at >= self.day_start,
-            )
+            .where(text(ACTIVE_REFILL_BOOKING), Appointment.starts_at >= self.day_start)
             .group_by(Appointment.patient_id)
         )
         return {patient_id: starts_at for patient_id, starts_at in rows}

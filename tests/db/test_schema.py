@@ -212,3 +212,105 @@ def test_a_database_at_the_first_revision_upgrades_keeping_its_data(database_url
         ).one()
     assert tuple(row) == ("Old Clinic", "", 5)
     engine.dispose()
+
+
+def test_the_active_refill_index_condition_names_the_booked_states() -> None:
+    from pumpclinic.db.models import ACTIVE_REFILL_BOOKING
+    from pumpclinic.domain.enums import AppointmentKind, AppointmentStatus
+
+    assert (
+        f"kind = '{AppointmentKind.REFILL.value}' AND status IN "
+        f"('{AppointmentStatus.BOOKED.value}', '{AppointmentStatus.ARRIVED.value}')"
+    ) == ACTIVE_REFILL_BOOKING
+
+
+@pytest.mark.sqlite_only
+def test_the_alert_list_reads_by_its_partial_indexes(engine) -> None:
+    """The next booked refill per patient and the corrections are found through the small
+    partial indexes, not by scanning years of visits and refills."""
+    from pumpclinic.services.alerts import _ClinicReader, latest_events_statement
+
+    factory = make_session_factory(engine)
+    with factory() as session:
+        connection = session.connection()
+        captured: list[str] = []
+
+        def plan(statement: object) -> str:
+            compiled = statement.compile(connection)  # type: ignore[attr-defined]
+            rows = connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params.values())
+            ).all()
+            return "\n".join(str(row[-1]) for row in rows)
+
+        def capture(conn, cursor, statement, parameters, context, executemany) -> None:
+            if "min(appointments.starts_at)" in statement:
+                captured.append(statement)
+
+        from sqlalchemy import event
+
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            reader = _ClinicReader.__new__(_ClinicReader)
+            reader.connection = connection
+            reader.day_start = NOW
+            reader.next_bookings()
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+        assert captured
+        bookings_plan = "\n".join(
+            str(row[-1])
+            for row in connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {captured[0]}", ("2026-11-26",)
+            ).all()
+        )
+        assert "ix_appointments_active_refill" in bookings_plan, bookings_plan
+        assert "ix_refills_corrects_refill_id" in plan(latest_events_statement(NOW))
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_keeps_datetimes_as_exact_integer_microseconds(engine) -> None:
+    at = dt.datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=dt.UTC)
+    factory = make_session_factory(engine)
+    with factory.begin() as session:
+        session.add(
+            User(username="u", full_name="U", role="nurse", password_hash="x", created_at=at)
+        )
+    with engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT created_at, typeof(created_at) FROM users")
+        assert tuple(stored.one()) == (1_774_745_999_999_999, "integer")
+    with factory() as session:
+        user = session.query(User).one()
+        assert user.created_at == at and user.created_at.tzinfo is not None
+
+
+@pytest.mark.sqlite_only
+def test_text_datetimes_of_an_older_sqlite_database_become_integers_and_back(
+    database_url: str,
+) -> None:
+    from alembic import command
+
+    from pumpclinic.db.engine import alembic_config
+
+    engine = make_engine(database_url)
+    config = alembic_config(engine)
+    command.upgrade(config, "0005")
+    texts = ["2026-11-26 10:00:00.000000", "1999-12-31 23:59:59.123456", "2026-03-29 01:00:00"]
+    with engine.begin() as connection:
+        for number, stored in enumerate(texts):
+            connection.exec_driver_sql(
+                "INSERT INTO users (username, full_name, role, password_hash, active,"
+                " failed_login_count, must_change_password, created_at, version)"
+                f" VALUES ('u{number}', 'U', 'nurse', 'x', 1, 0, 0, '{stored}', 1)"
+            )
+    upgrade_schema(engine)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        read = [u.created_at for u in session.query(User).order_by(User.id)]
+    assert read == [dt.datetime.fromisoformat(t).replace(tzinfo=dt.UTC) for t in texts]
+    command.downgrade(config, "0005")
+    with engine.connect() as connection:
+        back = [
+            r[0] for r in connection.exec_driver_sql("SELECT created_at FROM users ORDER BY id")
+        ]
+    assert back == [t if "." in t else f"{t}.000000" for t in texts]
+    engine.dispose()
