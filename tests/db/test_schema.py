@@ -293,7 +293,7 @@ def test_text_datetimes_of_an_older_sqlite_database_become_integers_and_back(
 
     engine = make_engine(database_url)
     config = alembic_config(engine)
-    command.upgrade(config, "0005")
+    command.upgrade(config, "0006")
     texts = ["2026-11-26 10:00:00.000000", "1999-12-31 23:59:59.123456", "2026-03-29 01:00:00"]
     with engine.begin() as connection:
         for number, stored in enumerate(texts):
@@ -307,7 +307,7 @@ def test_text_datetimes_of_an_older_sqlite_database_become_integers_and_back(
     with factory() as session:
         read = [u.created_at for u in session.query(User).order_by(User.id)]
     assert read == [dt.datetime.fromisoformat(t).replace(tzinfo=dt.UTC) for t in texts]
-    command.downgrade(config, "0005")
+    command.downgrade(config, "0006")
     with engine.connect() as connection:
         back = [
             r[0] for r in connection.exec_driver_sql("SELECT created_at FROM users ORDER BY id")

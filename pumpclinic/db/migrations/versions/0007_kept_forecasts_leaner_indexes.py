@@ -7,8 +7,8 @@ and the patient's appointments are found by patient alone: years of completed vi
 longer fill three indexes. On SQLite every datetime becomes an integer, microseconds since
 1970-01-01 UTC, instead of 26 characters of text (see pumpclinic.db.types.UTCDateTime).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-26 17:12:07.838706
 """
 
@@ -23,8 +23,8 @@ import pumpclinic.db.types
 ACTIVE_REFILL_BOOKING = "kind = 'refill' AND status IN ('booked', 'arrived')"
 
 
-revision: str = '0006'
-down_revision: str | None = '0005'
+revision: str = '0007'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
