@@ -780,7 +780,7 @@ class ScreeningService:
                 )
             if errors:
                 raise ValidationFailed(errors)
-            self._ensure_dose_rows(session, t, settings)
+            self._ensure_dose_rows(session, actor, t, settings)
             planned_row = t.doses.get(number)
             try:
                 state = give_dose(
@@ -915,7 +915,7 @@ class ScreeningService:
                 self._move_own_booking(session, actor, t, row, given_at, now)
                 if not t.state.ended and number == len(t.state.doses):
                     # The next dose is still planned: keep it 24 h after the corrected time.
-                    self._ensure_dose_rows(session, t, settings)
+                    self._ensure_dose_rows(session, actor, t, settings)
                     if number < len(t.protocol.doses):
                         self._shift_later_doses(session, actor, t, settings, number, given_at, now)
             else:
@@ -996,7 +996,7 @@ class ScreeningService:
                 raise ValidationFailed(
                     [FieldError("dose_number", self._no_such_dose(t.protocol, dose_number))]
                 )
-            self._ensure_dose_rows(session, t, settings)
+            self._ensure_dose_rows(session, actor, t, settings)
             dose = t.doses.get(dose_number)
             if dose is None or (dose.given_at is None and t.state.ended):
                 raise ValidationFailed(
@@ -1484,13 +1484,15 @@ class ScreeningService:
             row.appointment_id = booking.id
             previous_at = new_at
 
-    def _ensure_dose_rows(self, session: Session, t: _Trial, settings: ClinicSettingsData) -> None:
+    def _ensure_dose_rows(
+        self, session: Session, actor: Actor, t: _Trial, settings: ClinicSettingsData
+    ) -> None:
         """Rows for every dose of a trial still running (older trials may lack them)."""
         if t.state.ended:
             return
         plan = _plan(t, settings)
         now = self._ctx.now()
-        added = False
+        added: list[TestDose] = []
         for spec in t.protocol.doses:
             if spec.number in t.doses:
                 continue
@@ -1499,9 +1501,20 @@ class ScreeningService:
                 t.row, t.protocol, spec, planned.earliest_at if planned else None, now
             )
             t.doses[spec.number] = row
-            added = True
+            added.append(row)
         if added:
             session.flush()
+            for row in added:
+                audit.record(
+                    session,
+                    actor=actor,
+                    at=now,
+                    action=AuditAction.CREATE,
+                    entity="test_dose",
+                    entity_id=row.id,
+                    patient_id=t.row.patient_id,
+                    after=audit.snapshot(row),
+                )
 
     def _add_dose(
         self,

@@ -164,6 +164,7 @@ def test_a_database_from_before_the_sealed_head_is_sealed_on_upgrade(
 
     # Back to revision 0004: no head table, entries written by an older PumpClinic.
     sql(used_clinic, "DROP TABLE audit_chain_head")
+    sql(used_clinic, "ALTER TABLE test_doses DROP COLUMN correction_reason")
     sql(used_clinic, "UPDATE alembic_version SET version_num = '0004'")
     open_clinic(f"sqlite+pysqlite:///{used_clinic}", reference).close()
     code, out = verify(used_clinic, capsys)
