@@ -500,6 +500,8 @@ class TestDose(Base):
     response_recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     response_notes: Mapped[str] = mapped_column(Text, default="")
     corrects_id: Mapped[int | None] = mapped_column(ForeignKey("test_doses.id"))
+    # Why this row corrects the one it points at (empty on a row that corrects nothing).
+    correction_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     # The observation bed booked for this dose (dose time .. end of observation).
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
     created_at: Mapped[dt.datetime]

@@ -437,6 +437,77 @@ def stop_trial(
     )
 
 
+def correct_given_time(state: TrialState, number: int, given_at: dt.datetime) -> TrialState:
+    """The trial with dose ``number`` given at ``given_at`` instead of the time recorded.
+
+    A correction must leave a trial the protocol allows, so the corrected time is refused
+    (the message names the limit) when it is: at most 24 hours elapsed after the previous
+    dose, or before the previous response was recorded; less than 24 hours before the next
+    dose given; later than ``assess_from_hours`` before this dose's recorded response; or
+    after the trial was stopped. The observation times follow the corrected time.
+    """
+    zone = _zone("given_at", given_at)
+    index = number - 1
+    if not 0 <= index < len(state.doses):
+        raise ScreeningRuleError(f"Dose {number} has not been given: there is nothing to correct.")
+    interval = dose_interval(state.protocol)
+    assess = dt.timedelta(hours=state.protocol.assess_from_hours)
+    dose = state.doses[index]
+    if index > 0:
+        previous = state.doses[index - 1]
+        earliest = elapsed_after(previous.given_at, interval)
+        if _before(given_at, earliest):
+            raise ScreeningRuleError(
+                f"Dose {number} cannot have been given at {_when(given_at)}: that is less than"
+                f" 24 hours after dose {previous.number}"
+                f" ({_when(previous.given_at.astimezone(zone))})."
+                f" Earliest possible: {_when(earliest.astimezone(zone))}."
+            )
+        recorded = previous.response_recorded_at
+        if recorded is not None and _before(given_at, recorded):
+            raise ScreeningRuleError(
+                f"Dose {number} cannot have been given at {_when(given_at)}: the response to"
+                f" dose {previous.number} was recorded later ({_when(recorded.astimezone(zone))})."
+            )
+    if index + 1 < len(state.doses):
+        following = state.doses[index + 1]
+        latest = elapsed_after(following.given_at, -interval)
+        if _before(latest, given_at):
+            raise ScreeningRuleError(
+                f"Dose {number} cannot have been given at {_when(given_at)}: dose"
+                f" {following.number} was given {_when(following.given_at.astimezone(zone))},"
+                f" and 24 hours must pass between doses. Latest possible:"
+                f" {_when(latest.astimezone(zone))}."
+            )
+    if dose.response_recorded_at is not None:
+        latest = elapsed_after(dose.response_recorded_at, -assess)
+        if _before(latest, given_at):
+            raise ScreeningRuleError(
+                f"Dose {number} cannot have been given at {_when(given_at)}: its response was"
+                f" recorded {_when(dose.response_recorded_at.astimezone(zone))}, which is"
+                f" allowed from {_hours(state.protocol.assess_from_hours)} after the dose."
+                f" Latest possible: {_when(latest.astimezone(zone))}."
+            )
+    if (
+        state.status is TrialStatus.STOPPED
+        and state.ended_at is not None
+        and index == len(state.doses) - 1
+        and _before(state.ended_at, given_at)
+    ):
+        raise ScreeningRuleError(
+            f"Dose {number} cannot have been given at {_when(given_at)}: the trial was stopped"
+            f" {_when(state.ended_at.astimezone(zone))}, before it."
+        )
+    planned = _planned(state.protocol, state.protocol.doses[index], given_at, given_at)
+    corrected = replace(
+        dose,
+        given_at=given_at,
+        assess_from=planned.assess_from,
+        observe_until=planned.observe_until,
+    )
+    return replace(state, doses=(*state.doses[:index], corrected, *state.doses[index + 1 :]))
+
+
 # --- Checks before the trial starts --------------------------------------------------------
 
 

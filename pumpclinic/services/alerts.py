@@ -1172,10 +1172,7 @@ class AlertService:
             patient = session.get(Patient, patient_id)
             if patient is None:
                 raise NotFound(f"Patient {patient_id} does not exist.")
-            before = {
-                "do_not_contact": patient.do_not_contact,
-                "do_not_contact_reason": patient.do_not_contact_reason,
-            }
+            before = audit.snapshot(patient)
             patient.do_not_contact = do_not_contact
             patient.do_not_contact_reason = reason if do_not_contact else ""
             now = self._ctx.now()
@@ -1190,10 +1187,8 @@ class AlertService:
                 entity_id=patient.id,
                 patient_id=patient.id,
                 before=before,
-                after={
-                    "do_not_contact": patient.do_not_contact,
-                    "do_not_contact_reason": patient.do_not_contact_reason,
-                },
+                # The whole row: the audit trail holds every patient row as it stands.
+                after=audit.snapshot(patient),
             )
         return self.contact_sheet(actor, patient_id)
 

@@ -24,6 +24,7 @@ from pumpclinic.services.booking import BookingService
 from pumpclinic.services.catalogs import CatalogService
 from pumpclinic.services.context import Clock, ServiceContext, system_clock
 from pumpclinic.services.errors import DatabaseUnavailable
+from pumpclinic.services.integrity import ROWS_CHECKED_FROM_REVISION, adopt_unchecked_rows
 from pumpclinic.services.patients import PatientService
 from pumpclinic.services.refills import RefillService
 from pumpclinic.services.screening import ScreeningService
@@ -138,6 +139,10 @@ def open_clinic(
         if revision_before is not None and revision_before < SEALED_HEAD_REVISION:
             # This upgrade introduced the sealed head: seal the chain as it stands.
             seal_existing_chain(session, context.audit_key)
+        if revision_before is not None and revision_before < ROWS_CHECKED_FROM_REVISION:
+            # This upgrade began checking clinical rows against the audit trail: record,
+            # once, the rows earlier versions wrote without a complete entry.
+            adopt_unchecked_rows(session, context.now())
     return Services(
         context=context,
         users=UserService(context),

@@ -17,7 +17,7 @@ import datetime as dt
 import math
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -52,6 +52,7 @@ from pumpclinic.domain.enums import (
     ASHWORTH_SCORES,
     AppointmentKind,
     AppointmentStatus,
+    AuditAction,
     DoseResponse,
     ProgramMode,
     PumpKind,
@@ -63,9 +64,11 @@ from pumpclinic.domain.enums import (
 from pumpclinic.domain.patients import age_in_years
 from pumpclinic.domain.reference import PumpModelSpec, Reference, ScreeningProtocolSpec
 from pumpclinic.domain.reservoir import constant_rate_forecast, daily_volume_ml
+from pumpclinic.services import audit
 from pumpclinic.services.alerts import refresh_kept_forecasts
 from pumpclinic.services.context import ServiceContext
 from pumpclinic.services.errors import ServiceError
+from pumpclinic.services.integrity import TRACKED
 from pumpclinic.services.settings import apply_settings
 from pumpclinic.services.users import hash_password
 
@@ -90,6 +93,8 @@ DEMO_SETTINGS = ClinicSettingsData(
     idle_lock_minutes=15,
 )
 DEMO_HOLIDAY_COUNT = 3
+# Who the demo's audit entries name: the generator, not a person.
+DEMO_AUDIT_USER = "demo-generator"
 
 
 @dataclass(frozen=True)
@@ -726,6 +731,7 @@ class _DemoBuilder:
         self._implanted_patients(implanted_count)
         self._flag_reconciliations()
         self._write()
+        self._audit()
         rows = self.rows
         return DemoSummary(
             patients=len(rows[Patient]),
@@ -751,6 +757,40 @@ class _DemoBuilder:
                 self.session.execute(table.insert(), rows[start : start + 5000])
         advance_id_sequences(self.session, tables)
         self.session.flush()
+
+    def _audit(self) -> None:
+        """A create entry for every clinical row, as the services write one for theirs: the
+        demo's rows verify against the audit trail like any other."""
+        rows = self.rows
+        pump_patient = {r["id"]: r["patient_id"] for r in rows[ImplantedPump]}
+        trial_patient = {r["id"]: r["patient_id"] for r in rows[ScreeningTrial]}
+        dose_patient = {r["id"]: trial_patient.get(r["trial_id"]) for r in rows[TestDose]}
+
+        def patient_of(model: type[Base], row: dict[str, Any]) -> int | None:
+            if model is Patient:
+                return int(row["id"])
+            if "patient_id" in row:
+                return int(row["patient_id"])
+            if "pump_id" in row:
+                return pump_patient.get(row["pump_id"])
+            if "trial_id" in row:
+                return trial_patient.get(row["trial_id"])
+            if "test_dose_id" in row:
+                return dose_patient.get(row["test_dose_id"])
+            return None
+
+        def entries() -> Iterator[audit.BulkEntry]:
+            for tracked in TRACKED:
+                for row in rows.get(tracked.model, ()):
+                    yield audit.BulkEntry(
+                        AuditAction.CREATE,
+                        tracked.entity,
+                        row["id"],
+                        patient_id=patient_of(tracked.model, row),
+                        after={name: audit.json_ready(value) for name, value in row.items()},
+                    )
+
+        audit.record_bulk(self.session, at=self.now, username=DEMO_AUDIT_USER, entries=entries())
 
     def _settings(self) -> None:
         settings = DEMO_SETTINGS

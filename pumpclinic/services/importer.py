@@ -19,7 +19,7 @@ from pumpclinic.domain.importing import ImportRow, RowProblem
 from pumpclinic.services import audit
 from pumpclinic.services.context import Actor, ServiceContext
 from pumpclinic.services.errors import ServiceError
-from pumpclinic.services.refills import NewPump, add_pump_with_fill
+from pumpclinic.services.refills import NewPump, add_pump_with_fill, pump_audit_view
 
 IMPORT_USERNAME = "import"
 
@@ -94,7 +94,7 @@ def import_rows(context: ServiceContext, rows: Sequence[ImportRow]) -> int:
             )
             session.add(patient)
             session.flush()
-            add_pump_with_fill(
+            pump, fill, program = add_pump_with_fill(
                 session,
                 NewPump(
                     patient_id=patient.id,
@@ -125,5 +125,15 @@ def import_rows(context: ServiceContext, rows: Sequence[ImportRow]) -> int:
                 entity_id=patient.id,
                 patient_id=patient.id,
                 after={"imported_from_line": row.line, **audit.snapshot(patient)},
+            )
+            audit.record(
+                session,
+                actor=actor,
+                at=now,
+                action=AuditAction.CREATE,
+                entity="pump",
+                entity_id=pump.id,
+                patient_id=patient.id,
+                after={"imported_from_line": row.line, **pump_audit_view(pump, fill, program)},
             )
         return len(rows)

@@ -313,7 +313,7 @@ class NewPump:
 
 def add_pump_with_fill(
     session: Session, new: NewPump, now: dt.datetime
-) -> tuple[ImplantedPump, Refill]:
+) -> tuple[ImplantedPump, Refill, DoseProgram]:
     """Write the pump, its fill and its first program (the caller validates and audits)."""
     pump = ImplantedPump(
         patient_id=new.patient_id,
@@ -345,24 +345,32 @@ def add_pump_with_fill(
     )
     session.add(fill)
     session.flush()
-    session.add(
-        DoseProgram(
-            pump_id=pump.id,
-            effective_from=new.filled_at,
-            drug_product_id=new.drug.id,
-            concentration_mcg_per_ml=new.drug.concentration_mcg_per_ml,
-            mode=ProgramMode.SIMPLE_CONTINUOUS.value,
-            dose_mcg_per_day=new.dose_mcg_per_day,
-            max_boluses_per_day=0,
-            entered_by_id=new.by_user_id,
-            double_checked_by_id=new.checked_by_user_id,
-            refill_id=fill.id,
-            reason=new.program_reason,
-            created_at=now,
-        )
+    program = DoseProgram(
+        pump_id=pump.id,
+        effective_from=new.filled_at,
+        drug_product_id=new.drug.id,
+        concentration_mcg_per_ml=new.drug.concentration_mcg_per_ml,
+        mode=ProgramMode.SIMPLE_CONTINUOUS.value,
+        dose_mcg_per_day=new.dose_mcg_per_day,
+        max_boluses_per_day=0,
+        entered_by_id=new.by_user_id,
+        double_checked_by_id=new.checked_by_user_id,
+        refill_id=fill.id,
+        reason=new.program_reason,
+        created_at=now,
     )
+    session.add(program)
     session.flush()
-    return pump, fill
+    return pump, fill, program
+
+
+def pump_audit_view(pump: ImplantedPump, fill: Refill, program: DoseProgram) -> dict[str, object]:
+    """What a new pump's audit entry records: the pump, its first fill and its program."""
+    return {
+        **audit.snapshot(pump),
+        "fill": audit.snapshot(fill),
+        "program": audit.snapshot(program),
+    }
 
 
 def _programs(pump: ImplantedPump) -> list[DoseProgram]:
@@ -600,12 +608,14 @@ class RefillService:
                     for i, (minute, rate) in enumerate(old.flex_steps, start=1)
                 ]
             session.add(program)
+            completed: tuple[Appointment, dict[str, object]] | None = None
             if data.appointment_id is not None:
                 appointment = session.get(Appointment, data.appointment_id)
                 if appointment is not None and appointment.status in (
                     AppointmentStatus.BOOKED.value,
                     AppointmentStatus.ARRIVED.value,
                 ):
+                    completed = (appointment, audit.snapshot(appointment))
                     appointment.status = AppointmentStatus.COMPLETED.value
                     appointment.status_changed_at = now
                     appointment.status_changed_by_id = actor.user_id
@@ -624,6 +634,19 @@ class RefillService:
                     "double_checked_by": checker.username,
                 },
             )
+            if completed is not None:
+                appointment, before = completed
+                audit.record(
+                    session,
+                    actor=actor,
+                    at=now,
+                    action=AuditAction.UPDATE,
+                    entity="appointment",
+                    entity_id=appointment.id,
+                    patient_id=appointment.patient_id,
+                    before=before,
+                    after=audit.snapshot(appointment),
+                )
             session.expire(pump)
             pump = self.load_pump(session, pump.id)
             settings = read_settings(session)
@@ -712,7 +735,7 @@ class RefillService:
                 if model.battery_life_years
                 else None
             )
-            pump, fill = add_pump_with_fill(
+            pump, fill, program = add_pump_with_fill(
                 session,
                 NewPump(
                     patient_id=patient.id,
@@ -742,7 +765,7 @@ class RefillService:
                 entity="pump",
                 entity_id=pump.id,
                 patient_id=patient.id,
-                after={**audit.snapshot(pump), "fill": audit.snapshot(fill)},
+                after=pump_audit_view(pump, fill, program),
             )
             return pump.id
 

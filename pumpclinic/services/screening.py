@@ -62,6 +62,7 @@ from pumpclinic.domain.screening import (
     TrialScheduleProposal,
     TrialStage,
     TrialState,
+    correct_given_time,
     dose_interval,
     elapsed_after,
     give_dose,
@@ -84,6 +85,7 @@ __all__ = [
     "AshworthChange",
     "BaselineChange",
     "BoardRow",
+    "DoseCorrection",
     "DoseResponse",
     "DoseView",
     "ObservationInput",
@@ -94,6 +96,7 @@ __all__ = [
     "StartCheck",
     "StartCheckKind",
     "StopCause",
+    "SupersededDose",
     "TrialScheduleProposal",
     "TrialStage",
     "TrialStatus",
@@ -151,6 +154,34 @@ class AdverseEffectChoice:
 
 
 @dataclass(frozen=True, slots=True)
+class SupersededDose:
+    """A given dose's entry that a later entry corrects: what it said, and what replaced it."""
+
+    entry_id: int
+    given_at: dt.datetime | None
+    given_by: str
+    lot_number: str
+    route: str
+    corrected_by_entry_id: int
+    corrected_at: dt.datetime  # when the correction was entered
+    reason: str  # the correcting entry's reason
+
+
+@dataclass(frozen=True, slots=True)
+class DoseCorrection:
+    """What the correction dialog submits: the dose's details as they really were.
+
+    The dose amount and volume are the protocol's and are not corrected here: a different
+    amount given is a protocol deviation (stop the trial, with the reason).
+    """
+
+    given_at: dt.datetime
+    lot_number: str
+    route: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class DoseView:
     """One test dose of the trial: planned, or given, with the response when decided.
 
@@ -176,6 +207,15 @@ class DoseView:
     response_at: dt.datetime | None
     notes: str
     appointment_id: int | None
+    entry_id: int | None = None  # the dose row shown (the latest correction, if any)
+    correction_reason: str = ""  # why this entry corrects the one before it
+    # The entries this one replaced, newest first: kept and shown, never used.
+    superseded: tuple[SupersededDose, ...] = ()
+
+    @property
+    def corrected(self) -> bool:
+        """The details shown come from a correction of the first entry."""
+        return bool(self.superseded)
 
     @property
     def at(self) -> dt.datetime | None:
@@ -740,7 +780,7 @@ class ScreeningService:
                 )
             if errors:
                 raise ValidationFailed(errors)
-            self._ensure_dose_rows(session, t, settings)
+            self._ensure_dose_rows(session, actor, t, settings)
             planned_row = t.doses.get(number)
             try:
                 state = give_dose(
@@ -775,6 +815,171 @@ class ScreeningService:
             )
             return self._view(session, settings, self._load(session, trial_id, settings))
 
+    def correct_dose(
+        self,
+        actor: Actor,
+        trial_id: int,
+        expected_version: int,
+        number: int,
+        correction: DoseCorrection,
+    ) -> TrialView:
+        """Correct what was recorded for given dose ``number``: its time, lot or route.
+
+        Append-only: the correction is a new row pointing at the one it corrects
+        (``corrects_id``), which is kept unchanged and shown as corrected. Everything that
+        reads the dose from then on (the trial's state, the 24-hour spacing, observation
+        windows, the board) uses the correction. Same right as giving the dose; a reason is
+        required. The corrected time must still satisfy the protocol
+        (:func:`pumpclinic.domain.screening.correct_given_time`) and keep the dose's
+        observations on their side of it: those after the dose at or after it, baselines at
+        or before it. A later dose still planned moves when the corrected time leaves less
+        than 24 hours before it; the dose's own open bed booking follows the corrected time.
+        """
+        require(actor, Permission.RECORD_SCREENING_RESPONSE)
+        errors: list[FieldError] = []
+        given_at = correction.given_at
+        if not _aware(errors, "given_at", "Time given", given_at):
+            raise ValidationFailed(errors)
+        require_text(errors, "lot_number", "Lot number", correction.lot_number, MAX_LOT_LENGTH)
+        require_text(errors, "route", "Route", correction.route, MAX_ROUTE_LENGTH)
+        require_text(
+            errors, "reason", "Reason for the correction", correction.reason, MAX_NOTES_LENGTH
+        )
+        lot_number = correction.lot_number.strip()
+        route = correction.route.strip()
+        with self._ctx.unit_of_work() as session:
+            settings = read_settings(session)
+            now = self._ctx.now()
+            t = self._load(session, trial_id, settings, expected_version)
+            old = t.doses.get(number)
+            if old is None or old.given_at is None:
+                raise ValidationFailed(
+                    [FieldError("number", f"Dose {number} has not been given: nothing to correct.")]
+                )
+            if given_at > now + FUTURE_TOLERANCE:
+                errors.append(
+                    FieldError(
+                        "given_at",
+                        f"The corrected time given ({_local(given_at, settings)}) is in the"
+                        " future.",
+                    )
+                )
+            elif given_at != old.given_at:
+                try:
+                    correct_given_time(t.state, number, given_at.astimezone(settings.zone))
+                except ScreeningRuleError as exc:
+                    errors.append(FieldError("given_at", str(exc)))
+                else:
+                    self._check_observation_sides(session, t, old, given_at, settings, errors)
+            if (
+                not errors
+                and given_at == old.given_at
+                and lot_number == old.lot_number
+                and route == old.route
+            ):
+                errors.append(
+                    FieldError(
+                        "given_at",
+                        "Nothing to correct: the time given, lot number and route are as recorded.",
+                    )
+                )
+            if errors:
+                raise ValidationFailed(errors)
+            before = self._trial_audit_view(t)
+            row = TestDose(
+                number=old.number,
+                dose_mcg=old.dose_mcg,
+                volume_ml=old.volume_ml,
+                concentration_mcg_per_ml=old.concentration_mcg_per_ml,
+                planned_at=old.planned_at,
+                given_at=given_at,
+                given_by_id=old.given_by_id,
+                lot_number=lot_number,
+                route=route,
+                response=old.response,
+                response_recorded_at=old.response_recorded_at,
+                response_recorded_by_id=old.response_recorded_by_id,
+                response_notes=old.response_notes,
+                corrects_id=old.id,
+                correction_reason=correction.reason.strip(),
+                appointment_id=old.appointment_id,
+                created_at=now,
+            )
+            t.row.doses.append(row)
+            session.flush()
+            t.doses[number] = row
+            if given_at != old.given_at:
+                if number == 1:
+                    t.row.started_at = given_at
+                flag_modified(t.row, "status")  # every change to the trial bumps its version
+                self._move_own_booking(session, actor, t, row, given_at, now)
+                if not t.state.ended and number == len(t.state.doses):
+                    # The next dose is still planned: keep it 24 h after the corrected time.
+                    self._ensure_dose_rows(session, actor, t, settings)
+                    if number < len(t.protocol.doses):
+                        self._shift_later_doses(session, actor, t, settings, number, given_at, now)
+            else:
+                flag_modified(t.row, "status")
+            session.flush()
+            audit.record(
+                session,
+                actor=actor,
+                at=now,
+                action=AuditAction.CREATE,
+                entity="test_dose",
+                entity_id=row.id,
+                patient_id=t.row.patient_id,
+                before=audit.snapshot(old),
+                after=audit.snapshot(row),
+            )
+            self._audit(
+                session,
+                actor,
+                AuditAction.UPDATE,
+                t.row,
+                before=before,
+                after=self._trial_audit_view(t),
+            )
+            return self._view(session, settings, self._load(session, trial_id, settings))
+
+    def _check_observation_sides(
+        self,
+        session: Session,
+        t: _Trial,
+        dose: TestDose,
+        given_at: dt.datetime,
+        settings: ClinicSettingsData,
+        errors: list[FieldError],
+    ) -> None:
+        """A corrected time must not put the dose's observations on the wrong side of it."""
+        views = [
+            v
+            for v in self._observation_views(session, t)
+            if v.dose_number == dose.number and not v.corrected
+        ]
+        after = [v for v in views if not v.is_baseline and v.observed_at < given_at]
+        if after:
+            first = min(after, key=lambda v: v.observed_at)
+            errors.append(
+                FieldError(
+                    "given_at",
+                    f"Observation {first.id} at {_local(first.observed_at, settings)} was"
+                    f" recorded after dose {dose.number}: the corrected time cannot be later"
+                    " than that (correct the observation first if it was a baseline).",
+                )
+            )
+        baselines = [v for v in views if v.is_baseline and v.observed_at > given_at]
+        if baselines:
+            last = max(baselines, key=lambda v: v.observed_at)
+            errors.append(
+                FieldError(
+                    "given_at",
+                    f"Baseline observation {last.id} at {_local(last.observed_at, settings)}"
+                    f" was recorded before dose {dose.number}: the corrected time cannot be"
+                    " earlier than that.",
+                )
+            )
+
     def record_observation(
         self, actor: Actor, trial_id: int, dose_number: int, data: ObservationInput
     ) -> ObservationView:
@@ -791,7 +996,7 @@ class ScreeningService:
                 raise ValidationFailed(
                     [FieldError("dose_number", self._no_such_dose(t.protocol, dose_number))]
                 )
-            self._ensure_dose_rows(session, t, settings)
+            self._ensure_dose_rows(session, actor, t, settings)
             dose = t.doses.get(dose_number)
             if dose is None or (dose.given_at is None and t.state.ended):
                 raise ValidationFailed(
@@ -1279,13 +1484,15 @@ class ScreeningService:
             row.appointment_id = booking.id
             previous_at = new_at
 
-    def _ensure_dose_rows(self, session: Session, t: _Trial, settings: ClinicSettingsData) -> None:
+    def _ensure_dose_rows(
+        self, session: Session, actor: Actor, t: _Trial, settings: ClinicSettingsData
+    ) -> None:
         """Rows for every dose of a trial still running (older trials may lack them)."""
         if t.state.ended:
             return
         plan = _plan(t, settings)
         now = self._ctx.now()
-        added = False
+        added: list[TestDose] = []
         for spec in t.protocol.doses:
             if spec.number in t.doses:
                 continue
@@ -1294,9 +1501,20 @@ class ScreeningService:
                 t.row, t.protocol, spec, planned.earliest_at if planned else None, now
             )
             t.doses[spec.number] = row
-            added = True
+            added.append(row)
         if added:
             session.flush()
+            for row in added:
+                audit.record(
+                    session,
+                    actor=actor,
+                    at=now,
+                    action=AuditAction.CREATE,
+                    entity="test_dose",
+                    entity_id=row.id,
+                    patient_id=t.row.patient_id,
+                    after=audit.snapshot(row),
+                )
 
     def _add_dose(
         self,
@@ -1638,7 +1856,8 @@ class ScreeningService:
                 )
         if data.corrects_id is not None:
             old = session.get(Observation, data.corrects_id)
-            if old is None or old.test_dose_id not in {d.id for d in t.doses.values()}:
+            numbers = {d.id: d.number for d in t.row.doses}
+            if old is None or old.test_dose_id not in numbers:
                 errors.append(
                     FieldError(
                         "corrects_id",
@@ -1646,7 +1865,7 @@ class ScreeningService:
                     )
                 )
             else:
-                if old.test_dose_id != dose.id:
+                if numbers[old.test_dose_id] != dose.number:
                     errors.append(
                         FieldError(
                             "corrects_id",
@@ -1710,9 +1929,10 @@ class ScreeningService:
         names = self._names(
             session,
             [row.checks_acknowledged_by_id, row.decided_by_id]
-            + [d.given_by_id for d in t.doses.values()]
+            + [d.given_by_id for d in row.doses]
             + [d.response_recorded_by_id for d in t.doses.values()],
         )
+        entries = {d.id: d for d in row.doses}
         plan = _plan(t, settings)
         assess = _hours(t.protocol.assess_from_hours)
         observe = _hours(t.protocol.observe_until_hours)
@@ -1749,6 +1969,9 @@ class ScreeningService:
                     response_at=_utc(dose.response_recorded_at if dose is not None else None),
                     notes=dose.response_notes if dose is not None else "",
                     appointment_id=dose.appointment_id if dose is not None else None,
+                    entry_id=dose.id if dose is not None else None,
+                    correction_reason=dose.correction_reason if dose is not None else "",
+                    superseded=_superseded(dose, entries, names) if dose is not None else (),
                 )
             )
         state = t.state
@@ -1815,7 +2038,9 @@ class ScreeningService:
         return f"Dose {next_spec.number} ({_number(next_spec.dose_mcg)} mcg) planned{when}"
 
     def _observation_views(self, session: Session, t: _Trial) -> list[ObservationView]:
-        by_dose = {d.id: d for d in t.doses.values()}
+        # Observations stay on the dose row they were recorded against; when that row was
+        # corrected since, they belong to the dose's current row (its corrected time).
+        by_dose = {d.id: t.doses.get(d.number, d) for d in t.row.doses}
         rows = session.scalars(
             select(Observation)
             .where(Observation.test_dose_id.in_(list(by_dose)))
@@ -1980,6 +2205,30 @@ class ScreeningService:
         if next_at is not None and state.next_dose is not None:
             text += f"; dose {state.next_dose.number} from {_local(next_at, settings)}"
         return text
+
+
+def _superseded(
+    dose: TestDose, entries: Mapping[int, TestDose], names: Mapping[int, str]
+) -> tuple[SupersededDose, ...]:
+    """The entries ``dose`` replaced, newest first, each with what replaced it."""
+    found: list[SupersededDose] = []
+    newer = dose
+    while newer.corrects_id is not None and newer.corrects_id in entries:
+        older = entries[newer.corrects_id]
+        found.append(
+            SupersededDose(
+                entry_id=older.id,
+                given_at=_utc(older.given_at),
+                given_by=names.get(older.given_by_id or -1, ""),
+                lot_number=older.lot_number,
+                route=older.route,
+                corrected_by_entry_id=newer.id,
+                corrected_at=newer.created_at.astimezone(dt.UTC),
+                reason=newer.correction_reason,
+            )
+        )
+        newer = older
+    return tuple(found)
 
 
 def _baseline_change(

@@ -21,6 +21,7 @@ import math
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, TypeVar
 
@@ -78,10 +79,12 @@ from pumpclinic.services.screening import (
     AdverseEffectChoice,
     BaselineChange,
     BoardRow,
+    DoseCorrection,
     DoseView,
     ObservationInput,
     ObservationView,
     ProtocolChoice,
+    SupersededDose,
     TrialScheduleProposal,
     TrialView,
 )
@@ -103,6 +106,7 @@ from pumpclinic.ui.widgets import (
 __all__ = [
     "BaselineChangeModel",
     "BoardPhase",
+    "CorrectDoseDialog",
     "DosesModel",
     "EffectChoiceModel",
     "EffectDurationDialog",
@@ -635,9 +639,18 @@ class ScreeningBoardModel(RowTableModel[BoardRow]):
 # --- a trial's detail -----------------------------------------------------------------------
 
 
-class DosesModel(RowTableModel[DoseView]):
+@dataclass(frozen=True, slots=True)
+class SupersededLine:
+    """A dose's entry that a correction replaced: shown under the dose, struck through."""
+
+    dose: DoseView
+    entry: SupersededDose
+
+
+class DosesModel(RowTableModel[DoseView | SupersededLine]):
     """The trial's doses: given (when, by whom) or planned, the observation window, and the
-    response (by whom); the earliest allowed time, lot and route in the tooltips."""
+    response (by whom); the earliest allowed time, lot and route in the tooltips. Under a
+    corrected dose, each entry the correction replaced, struck through."""
 
     COLUMNS = ("Dose", "Given / planned", "Assess from", "Until", "Response")
     DOSE, WHEN, ASSESS, OBSERVE, RESPONSE = range(5)
@@ -650,9 +663,18 @@ class DosesModel(RowTableModel[DoseView]):
     def set_trial(self, trial: TrialView | None, zone: dt.tzinfo) -> None:
         self.beginResetModel()
         self._trial = trial
-        self._rows = list(trial.doses) if trial is not None else []
+        rows: list[DoseView | SupersededLine] = []
+        for dose in trial.doses if trial is not None else ():
+            rows.append(dose)
+            rows.extend(SupersededLine(dose, entry) for entry in dose.superseded)
+        self._rows = rows
         self._zone = zone
         self.endResetModel()
+
+    def dose_at(self, row: int) -> DoseView | None:
+        """The dose shown on ``row``; None for a superseded entry."""
+        item = self._rows[row] if 0 <= row < len(self._rows) else None
+        return item if isinstance(item, DoseView) else None
 
     def _current(self, dose: DoseView) -> bool:
         trial = self._trial
@@ -663,8 +685,11 @@ class DosesModel(RowTableModel[DoseView]):
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
-        dose = self._rows[index.row()]
+        item = self._rows[index.row()]
         column = index.column()
+        if isinstance(item, SupersededLine):
+            return self._superseded_data(item, column, role)
+        dose = item
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             return self.text(dose, column)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -680,10 +705,51 @@ class DosesModel(RowTableModel[DoseView]):
                 return _GREEN_TEXT
         return None
 
+    def _superseded_data(self, line: SupersededLine, column: int, role: int) -> object:
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.superseded_text(line, column)
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            text = self.superseded_text(line, column)
+            return f"{text} (corrected)" if column == self.DOSE else text
+        if role == Qt.ItemDataRole.ToolTipRole:
+            entry = line.entry
+            given = (
+                f"given {day_time_text(entry.given_at, self._zone)}"
+                if entry.given_at is not None
+                else "not given"
+            )
+            return (
+                f"Entry #{entry.entry_id}, corrected: {given} by {entry.given_by or '—'},"
+                f" lot {entry.lot_number or '—'} · {entry.route}\n"
+                f"Corrected by entry #{entry.corrected_by_entry_id} on"
+                f" {day_time_text(entry.corrected_at, self._zone)}: {entry.reason}"
+            )
+        if role == ROW_ROLE:
+            return line
+        if role == Qt.ItemDataRole.FontRole and column in (self.DOSE, self.WHEN):
+            font = QFont()
+            font.setStrikeOut(True)
+            return font
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return _FADED
+        return None
+
+    def superseded_text(self, line: SupersededLine, column: int) -> str:
+        entry = line.entry
+        if column == self.DOSE:
+            return f"  ↳ #{entry.entry_id}"
+        if column == self.WHEN:
+            at = day_time_text(entry.given_at, self._zone) if entry.given_at else "not given"
+            return f"{at} · {entry.lot_number or 'no lot'}"
+        if column == self.RESPONSE:
+            return f"corrected by #{entry.corrected_by_entry_id}: {entry.reason}"
+        return ""
+
     def text(self, dose: DoseView, column: int) -> str:
         zone = self._zone
         if column == self.DOSE:
-            return f"{dose.number}: {number_text(dose.dose_mcg)} mcg"
+            mark = " ✎" if dose.corrected else ""
+            return f"{dose.number}: {number_text(dose.dose_mcg)} mcg{mark}"
         if column == self.WHEN:
             if dose.given_at is None:
                 at = dose.planned_at or dose.earliest_at
@@ -713,20 +779,29 @@ class DosesModel(RowTableModel[DoseView]):
             when = f" at {day_time_text(dose.response_at, zone)}" if dose.response_at else ""
             notes = f"\n{dose.notes}" if dose.notes else ""
             return f"{dose.response.value.capitalize()}, decided by {dose.response_by}{when}{notes}"
+        corrected = (
+            f"\nCorrected (entry #{dose.entry_id}): {dose.correction_reason}"
+            if dose.corrected
+            else ""
+        )
         if column == self.WHEN and dose.given_at is not None:
             planned = dose.planned_at or dose.earliest_at
             was = f"\nPlanned {day_time_text(planned, zone)}" if planned is not None else ""
             return (
                 f"Given {day_time_text(dose.given_at, zone)} by {dose.given_by or '—'}\n"
-                f"Lot {dose.lot_number or '—'} · {dose.route}{was}"
+                f"Lot {dose.lot_number or '—'} · {dose.route}{was}{corrected}"
             )
         if column == self.DOSE:
-            return (
-                f"Dose {dose.number}: {number_text(dose.dose_mcg)} mcg in "
-                f"{number_text(dose.volume_ml)} mL of "
-                f"{number_text(dose.concentration_mcg_per_ml)} mcg/mL"
-            )
+            return self._amount(dose) + corrected
         return None
+
+    @staticmethod
+    def _amount(dose: DoseView) -> str:
+        return (
+            f"Dose {dose.number}: {number_text(dose.dose_mcg)} mcg in "
+            f"{number_text(dose.volume_ml)} mL of "
+            f"{number_text(dose.concentration_mcg_per_ml)} mcg/mL"
+        )
 
 
 class ObservationsModel(RowTableModel[ObservationView]):
@@ -1664,6 +1739,102 @@ class GiveDoseDialog(_Form):
         return result
 
 
+class CorrectDoseDialog(_Form):
+    """Correct what was recorded for a given dose: time, lot or route, with a reason. The
+    entry as recorded is kept and shown as corrected."""
+
+    corrected = Signal(object)  # TrialView
+
+    def __init__(
+        self,
+        services: Services,
+        actor: Actor,
+        trial: TrialView,
+        number: int,
+        parent: QWidget | None = None,
+        *,
+        bus: DataBus | None = None,
+    ) -> None:
+        super().__init__(
+            services, actor, parent, bus, "correctDoseDialog", f"Correct dose {number}"
+        )
+        self._trial = trial
+        self.number = number
+        self.result_trial: TrialView | None = None
+        dose = trial.dose(number)
+        assert dose is not None and dose.given_at is not None
+        self.resize(640, 460)
+        self._heading(
+            f"Correct test dose {number} — {trial.patient_name} · {trial.mrn}",
+            "The entry as recorded is kept and shown struck through; the trial, the board and"
+            " the 24-hour spacing use the correction.",
+        )
+        entry = f"entry #{dose.entry_id}" if dose.entry_id is not None else "the entry"
+        self.recorded = _label(
+            f"As recorded ({entry}): given {day_time_text(dose.given_at, self._zone)}"
+            f" by {dose.given_by or '—'} · lot {dose.lot_number or '—'} · {dose.route}",
+            "doseAsRecorded",
+        )
+        self.recorded.setAccessibleName("The dose as recorded")
+        self.recorded.setStyleSheet("font-weight: 600; color: #1d2b3a;")
+        self.layout_.addWidget(self.recorded)
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.given_at = MomentField("correctedGivenAt", "Time given", self._zone)
+        form.addRow("Time given *", self._cell("given_at", self.given_at))
+        self.lot = QLineEdit(dose.lot_number)
+        self.lot.setObjectName("correctedLot")
+        self.lot.setAccessibleName("Lot number")
+        form.addRow("Lot number *", self._cell("lot_number", self.lot))
+        self.route = QComboBox()
+        self.route.setObjectName("correctedRoute")
+        self.route.setAccessibleName("Route")
+        self.route.setEditable(True)
+        self.route.addItems(ROUTES)
+        self.route.setCurrentText(dose.route)
+        form.addRow("Route *", self._cell("route", self.route))
+        self.reason = QLineEdit()
+        self.reason.setObjectName("correctionReason")
+        self.reason.setAccessibleName("Reason for the correction")
+        self.reason.setPlaceholderText("e.g. Time copied from the wrong line of the chart")
+        form.addRow("Reason *", self._cell("reason", self.reason))
+        self.layout_.addLayout(form)
+        self.rules = _label(
+            "The corrected time must be at least 24 hours after the previous dose and before"
+            " the next one given, at least 4 hours before this dose's response, and keep its"
+            " observations on their side of the dose. The amount is the protocol's: a"
+            " different amount given is a protocol deviation — stop the trial instead.",
+            "sectionHelp",
+        )
+        self.layout_.addWidget(self.rules)
+        self.layout_.addWidget(self.errors.label_for("number", self.recorded))
+        self.layout_.addStretch(1)
+        self.save_button = self._buttons("Save correction", "confirmCorrectDose")
+        self.save_button.clicked.connect(self.submit)
+        self.given_at.set_moment(dose.given_at)
+        self.reason.setFocus()
+
+    def submit(self) -> TrialView | None:
+        trial = self._trial
+        correction = DoseCorrection(
+            given_at=self.given_at.moment(),
+            lot_number=self.lot.text(),
+            route=self.route.currentText(),
+            reason=self.reason.text(),
+        )
+        result = self._run(
+            lambda: self._services.screening.correct_dose(
+                self._actor, trial.id, trial.version, self.number, correction
+            )
+        )
+        if result is None:
+            return None
+        self.result_trial = result
+        self.corrected.emit(result)
+        self._saved("trial", "appointment")
+        return result
+
+
 # --- observations ---------------------------------------------------------------------------
 
 
@@ -2417,6 +2588,12 @@ class TrialPanel(QWidget):
         self.correct_button = button("Co&rrect…", "correctObservationButton")
         self.correct_button.setToolTip("Correct the selected observation; the original is kept")
         self.correct_button.clicked.connect(self.correct_selected)
+        self.correct_dose_button = button("Correct dos&e…", "correctDoseButton")
+        self.correct_dose_button.setAccessibleName("Correct the selected dose")
+        self.correct_dose_button.setToolTip(
+            "Correct the selected given dose (time, lot, route); the entry as recorded is kept"
+        )
+        self.correct_dose_button.clicked.connect(self.correct_dose)
         self.response_button = primary_button("Record &response…", "recordResponseButton")
         self.response_button.setDefault(False)
         self.response_button.clicked.connect(self.record_response)
@@ -2426,6 +2603,7 @@ class TrialPanel(QWidget):
         self.stop_button.clicked.connect(self.stop_trial)
         for widget in (
             self.give_button,
+            self.correct_dose_button,
             self.observe_button,
             self.correct_button,
             self.response_button,
@@ -2436,7 +2614,12 @@ class TrialPanel(QWidget):
         self.action_hint = _label("", "sectionHelp")
         actions.addWidget(self.action_hint, 1)
         layout.addLayout(actions)
-        for widget in (self.give_button, self.response_button, self.effect_button):
+        for widget in (
+            self.give_button,
+            self.correct_dose_button,
+            self.response_button,
+            self.effect_button,
+        ):
             widget.setVisible(self.can_decide)
         self.stop_button.setVisible(self.can_decide)
         self.observe_button.setVisible(self.can_observe)
@@ -2452,10 +2635,13 @@ class TrialPanel(QWidget):
         self.doses_model = DosesModel(self)
         self.doses_table = _table("dosesTable", "Doses of the trial")
         self.doses_table.setModel(self.doses_model)
-        self.doses_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.doses_table.selectionModel().selectionChanged.connect(
+            lambda *_args: self._update_actions()
+        )
+        self.doses_table.doubleClicked.connect(lambda _index: self.correct_dose())
         fit_columns(
             self.doses_table,
-            ("3: 100 mcg", "Thu 26 Nov 08:00 · clinician", "00:00", "00:00"),
+            ("3: 100 mcg ✎", "Thu 26 Nov 08:00 · clinician", "00:00", "00:00"),
         )
         self.doses_table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         fit_rows(self.doses_table, 3)
@@ -2595,7 +2781,14 @@ class TrialPanel(QWidget):
         self._show_header(trial)
         self._show_urgent(signs)
         keep = self.selected_observation()
+        kept_dose = self.selected_dose()
         self.doses_model.set_trial(trial, self._zone)
+        fit_rows(self.doses_table, max(3, self.doses_model.rowCount()))
+        if kept_dose is not None:
+            for index in range(self.doses_model.rowCount()):
+                dose = self.doses_model.dose_at(index)
+                if dose is not None and dose.number == kept_dose.number:
+                    self.doses_table.selectRow(index)
         self.observations_model.set_rows(observations, self._zone, self._vitals_watch_hours)
         if keep is not None:
             row = self.observations_model.row_of(keep.id)
@@ -2730,6 +2923,13 @@ class TrialPanel(QWidget):
 
     # --- actions --------------------------------------------------------------------------
 
+    def selected_dose(self) -> DoseView | None:
+        """The selected dose row (None for none, or for a superseded entry)."""
+        rows = self.doses_table.selectionModel().selectedRows()
+        if not rows or self._trial is None:
+            return None
+        return self.doses_model.dose_at(rows[0].row())
+
     def selected_observation(self) -> ObservationView | None:
         rows = self.observations_table.selectionModel().selectedRows()
         if not rows or self._trial is None:
@@ -2743,6 +2943,7 @@ class TrialPanel(QWidget):
         if trial is None:
             for widget in (
                 self.give_button,
+                self.correct_dose_button,
                 self.observe_button,
                 self.correct_button,
                 self.response_button,
@@ -2772,6 +2973,13 @@ class TrialPanel(QWidget):
         self.observe_button.setEnabled(not trial.ended or any_given)
         selected = self.selected_observation()
         self.correct_button.setEnabled(selected is not None and not selected.corrected)
+        dose_selected = self.selected_dose()
+        self.correct_dose_button.setEnabled(dose_selected is not None and dose_selected.given)
+        if dose_selected is not None and dose_selected.given:
+            number = dose_selected.number
+            self.correct_dose_button.setText(f"Correct dos&e {number}…")
+        else:
+            self.correct_dose_button.setText("Correct dos&e…")
         self.effect_button.setVisible(self.can_decide and trial.status is TrialStatus.CANDIDATE)
         self.effect_button.setEnabled(trial.status is TrialStatus.CANDIDATE)
         self.stop_button.setEnabled(not trial.ended)
@@ -2795,6 +3003,16 @@ class TrialPanel(QWidget):
         if trial is None or trial.next_dose_number is None or not self.can_decide:
             return None
         dialog = GiveDoseDialog(self._services, self._actor, trial, self, bus=self._bus)
+        self._open(dialog)
+        return dialog
+
+    def correct_dose(self) -> CorrectDoseDialog | None:
+        trial, dose = self._trial, self.selected_dose()
+        if trial is None or dose is None or not dose.given or not self.can_decide:
+            return None
+        dialog = CorrectDoseDialog(
+            self._services, self._actor, trial, dose.number, self, bus=self._bus
+        )
         self._open(dialog)
         return dialog
 
