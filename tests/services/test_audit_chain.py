@@ -160,11 +160,16 @@ def test_moving_the_head_back_without_the_key_is_named(used_clinic: Path, capsys
 def test_a_database_from_before_the_sealed_head_is_sealed_on_upgrade(
     used_clinic: Path, reference, capsys
 ) -> None:
+    from alembic import command
+
+    from pumpclinic.db.engine import alembic_config, make_engine
     from pumpclinic.services.clinic import open_clinic
 
-    # Back to revision 0004: no head table, entries written by an older PumpClinic.
-    sql(used_clinic, "DROP TABLE audit_chain_head")
-    sql(used_clinic, "UPDATE alembic_version SET version_num = '0004'")
+    # Back to revision 0004 (the later migrations undone): no head table, entries written
+    # by an older PumpClinic.
+    engine = make_engine(f"sqlite+pysqlite:///{used_clinic}")
+    command.downgrade(alembic_config(engine), "0004")
+    engine.dispose()
     open_clinic(f"sqlite+pysqlite:///{used_clinic}", reference).close()
     code, out = verify(used_clinic, capsys)
     assert code == 0, out
