@@ -223,6 +223,10 @@ class PumpModel(Base):
     pocket_fill_warning_ml: Mapped[float] = mapped_column(Float)
     plans_refill_with_boluses: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Two administrators editing the same model: the second save is refused, not lost.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class DrugProduct(Base):
@@ -238,6 +242,9 @@ class DrugProduct(Base):
     screening_only: Mapped[bool] = mapped_column(Boolean, default=False)
     stability_days: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 # --- Pumps, programs, refills ----------------------------------------------------------
@@ -418,6 +425,20 @@ class Appointment(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class ScheduleLock(Base):
+    """A row a booking updates before it looks for a free slot or bed, so that two
+    workstations booking at once take turns and the second sees the first's booking.
+
+    One row per lock (``refill-day:2026-12-01``, ``observation-beds``), made on first use;
+    ``times_taken`` only gives the UPDATE something to change.
+    """
+
+    __tablename__ = "schedule_locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    times_taken: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # --- Screening --------------------------------------------------------------------------

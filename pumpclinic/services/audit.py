@@ -162,6 +162,28 @@ def record(
     _seal_head(session, key, entry.id, entry.entry_hash)
 
 
+def stale_message(
+    session: Session, what: str, entity: str, entity_id: object, zone: dt.tzinfo
+) -> str:
+    """Why a save over an old version is refused: who saved the record last, and when
+    (from the audit log), e.g. "Patient RIV-1 was changed by carl at 2026-11-26 10:07 GMT
+    after you opened it. Reload to see their changes; your edits were not saved." """
+    last = session.scalar(
+        select(AuditEntry)
+        .where(AuditEntry.entity == entity, AuditEntry.entity_id == str(entity_id))
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+    )
+    if last is None:
+        who = "another user"
+    else:
+        who = f"{last.username} at {last.at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+    return (
+        f"{what} was changed by {who} after you opened it. "
+        "Reload to see their changes; your edits were not saved."
+    )
+
+
 def head_seal(key: bytes, last_entry_id: int, last_entry_hash: str) -> str:
     message = f"head:{last_entry_id}:{last_entry_hash}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()

@@ -25,7 +25,7 @@ from pumpclinic.domain.enums import (
 )
 from pumpclinic.domain.reservoir import Forecast
 from pumpclinic.domain.validation import FieldError, limit_text, require_text
-from pumpclinic.services import audit
+from pumpclinic.services import audit, schedule_locks
 from pumpclinic.services.context import Actor, ServiceContext
 from pumpclinic.services.errors import NotFound, StaleRecord, ValidationFailed
 from pumpclinic.services.permissions import Permission, can, require
@@ -35,6 +35,9 @@ from pumpclinic.services.settings import read_settings
 ACTIVE_STATUSES = (AppointmentStatus.BOOKED.value, AppointmentStatus.ARRIVED.value)
 OCCUPYING_STATUSES = (*ACTIVE_STATUSES, AppointmentStatus.COMPLETED.value)
 MAX_TEXT_LENGTH = 2000  # a late reason, a cancel reason, notes
+# A slot booked this recently by someone else was most likely taken while the dialog that
+# showed it free was open.
+JUST_TAKEN = dt.timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,12 +235,15 @@ class BookingService:
     ) -> AppointmentRow:
         require(actor, Permission.BOOK_APPOINTMENTS)
         with self._ctx.unit_of_work() as session:
+            settings = read_settings(session)
+            # Before the cancel below writes (and audits): the day's lock comes first.
+            self._take_day(session, settings, starts_at)
             old = self._load(session, appointment_id, expected_version)
             if old.status not in ACTIVE_STATUSES:
                 raise ValidationFailed(
                     [FieldError("status", f"A {old.status} appointment cannot be rescheduled.")]
                 )
-            zone = read_settings(session).zone
+            zone = settings.zone
             self._set_status(
                 session,
                 actor,
@@ -282,6 +288,14 @@ class BookingService:
             return self._rows(session, [row])[0]
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _take_day(
+        self, session: Session, settings: ClinicSettingsData, starts_at: dt.datetime
+    ) -> None:
+        if starts_at.tzinfo is None:
+            return  # refused by the caller's checks; there is no day to lock
+        day = starts_at.astimezone(settings.zone).date()
+        schedule_locks.take(session, schedule_locks.refill_day(day))
 
     def _forecast(
         self, session: Session, patient_id: int, settings: ClinicSettingsData
@@ -342,13 +356,16 @@ class BookingService:
         rescheduled_from_id: int | None,
     ) -> Appointment:
         settings = read_settings(session)
+        if starts_at.tzinfo is None:
+            raise ValidationFailed([FieldError("starts_at", "Start time needs a time zone.")])
+        # Another workstation booking the same day waits here until this one commits, and
+        # then finds the slot taken below (the check reads after the lock).
+        self._take_day(session, settings, starts_at)
         if session.get(Patient, patient_id) is None:
             raise NotFound(f"Patient {patient_id} does not exist.")
         pump = self._refills.load_active_pump(session, patient_id)
         errors: list[FieldError] = []
         now = self._ctx.now()
-        if starts_at.tzinfo is None:
-            raise ValidationFailed([FieldError("starts_at", "Start time needs a time zone.")])
         if pump is None:
             errors.append(FieldError("patient_id", "This patient has no implanted pump to refill."))
         if starts_at < now:
@@ -365,12 +382,7 @@ class BookingService:
                 )
             )
         elif not slot.free and slot.appointment is not None:
-            errors.append(
-                FieldError(
-                    "starts_at",
-                    f"That slot is taken by {slot.appointment.patient_name}: choose another.",
-                )
-            )
+            errors.append(FieldError("starts_at", _taken_message(slot, actor, now, settings.zone)))
         outlook = self._forecast(session, patient_id, settings)
         check = _booking_check(outlook, starts_at, settings)
         if check.after_due and not late_reason.strip():
@@ -504,6 +516,20 @@ class BookingService:
             )
             for r in rows
         ]
+
+
+def _taken_message(slot: Slot, actor: Actor, now: dt.datetime, zone: zoneinfo.ZoneInfo) -> str:
+    taken = slot.appointment
+    assert taken is not None
+    local = slot.starts_at.astimezone(zone)
+    when = f"{local:%H:%M} on {local:%a %d %b %Y}"
+    if taken.booked_by != actor.username and now - JUST_TAKEN <= taken.booked_at:
+        return (
+            f"That slot was just taken by another workstation: {when} is now booked for"
+            f" {taken.patient_name} (by {taken.booked_by} at"
+            f" {taken.booked_at.astimezone(zone):%H:%M}). Choose another slot."
+        )
+    return f"That slot ({when}) is taken by {taken.patient_name}: choose another."
 
 
 def _booking_check(

@@ -3,6 +3,9 @@
 The rows are seeded from resources/ (``sync_catalogs``) and then belong to the clinic. An
 edit applies to new implants and new fills only: an implanted pump keeps the reservoir and
 alarm volumes copied at implant, and a recorded fill keeps its drug and dates.
+
+Each row has a version: a save names the version its form showed, and is refused (nothing
+written) when another administrator saved the row since.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from pumpclinic.domain.enums import AuditAction
 from pumpclinic.domain.validation import FieldError, require_int_range
 from pumpclinic.services import audit
 from pumpclinic.services.context import Actor, ServiceContext
-from pumpclinic.services.errors import NotFound, ValidationFailed
+from pumpclinic.services.errors import NotFound, StaleRecord, ValidationFailed
 from pumpclinic.services.permissions import Permission, require
+from pumpclinic.services.settings import clinic_zone
 
 STABILITY_DAYS_RANGE = (1, 365)
 
@@ -35,6 +39,7 @@ class PumpModelRow:
     flow_accuracy_pct: float
     pocket_fill_warning_ml: float
     active: bool
+    version: int  # what a save of this row must name
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class DrugProductRow:
     screening_only: bool
     stability_days: int
     active: bool
+    version: int  # what a save of this row must name
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,7 @@ def _pump_row(model: PumpModel) -> PumpModelRow:
         flow_accuracy_pct=model.flow_accuracy_pct,
         pocket_fill_warning_ml=model.pocket_fill_warning_ml,
         active=model.active,
+        version=model.version,
     )
 
 
@@ -88,6 +95,7 @@ def _drug_row(drug: DrugProduct) -> DrugProductRow:
         screening_only=drug.screening_only,
         stability_days=drug.stability_days,
         active=drug.active,
+        version=drug.version,
     )
 
 
@@ -157,12 +165,25 @@ class CatalogService:
             )
             return [_drug_row(drug) for drug in drugs]
 
-    def update_pump_model(self, actor: Actor, model_id: str, data: PumpModelEdit) -> PumpModelRow:
+    def update_pump_model(
+        self, actor: Actor, model_id: str, expected_version: int, data: PumpModelEdit
+    ) -> PumpModelRow:
+        """Save ``data`` over the version ``expected_version`` the form showed."""
         require(actor, Permission.MANAGE_CATALOGS)
         with self._ctx.unit_of_work() as session:
             model = session.get(PumpModel, model_id)
             if model is None:
                 raise NotFound(f"There is no pump model {model_id!r} in the catalog.")
+            if model.version != expected_version:
+                raise StaleRecord(
+                    audit.stale_message(
+                        session,
+                        f"Pump model {model.name}",
+                        "pump_model",
+                        model.id,
+                        clinic_zone(session),
+                    )
+                )
             errors = pump_model_errors(model.reservoir_ml, data)
             if errors:
                 raise ValidationFailed(errors)
@@ -171,9 +192,8 @@ class CatalogService:
             model.flow_accuracy_pct = data.flow_accuracy_pct
             model.pocket_fill_warning_ml = data.pocket_fill_warning_ml
             model.active = data.active
-            after = audit.snapshot(model)
-            if after != before:
-                session.flush()
+            if audit.snapshot(model) != before:
+                session.flush()  # the UPDATE names the version read above, and bumps it
                 audit.record(
                     session,
                     actor=actor,
@@ -182,13 +202,14 @@ class CatalogService:
                     entity="pump_model",
                     entity_id=model.id,
                     before=before,
-                    after=after,
+                    after=audit.snapshot(model),
                 )
             return _pump_row(model)
 
     def update_drug_product(
-        self, actor: Actor, product_id: str, data: DrugProductEdit
+        self, actor: Actor, product_id: str, expected_version: int, data: DrugProductEdit
     ) -> DrugProductRow:
+        """Save ``data`` over the version ``expected_version`` the form showed."""
         require(actor, Permission.MANAGE_CATALOGS)
         errors = drug_product_errors(data)
         if errors:
@@ -197,13 +218,22 @@ class CatalogService:
             drug = session.get(DrugProduct, product_id)
             if drug is None:
                 raise NotFound(f"There is no drug product {product_id!r} in the catalog.")
+            if drug.version != expected_version:
+                raise StaleRecord(
+                    audit.stale_message(
+                        session,
+                        f"Drug product {drug.name}",
+                        "drug_product",
+                        drug.id,
+                        clinic_zone(session),
+                    )
+                )
             before = audit.snapshot(drug)
             # Only these two: a screening-only product stays screening-only.
             drug.stability_days = data.stability_days
             drug.active = data.active
-            after = audit.snapshot(drug)
-            if after != before:
-                session.flush()
+            if audit.snapshot(drug) != before:
+                session.flush()  # the UPDATE names the version read above, and bumps it
                 audit.record(
                     session,
                     actor=actor,
@@ -212,6 +242,6 @@ class CatalogService:
                     entity="drug_product",
                     entity_id=drug.id,
                     before=before,
-                    after=after,
+                    after=audit.snapshot(drug),
                 )
             return _drug_row(drug)

@@ -7,16 +7,39 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from pumpclinic.db.models import Base
 from pumpclinic.domain.enums import Role
 from pumpclinic.domain.reference import Reference
 from pumpclinic.domain.validation import FieldError
 from pumpclinic.services.errors import DatabaseUnavailable, StaleRecord, ValidationFailed
 
 Clock = Callable[[], dt.datetime]
+
+# The unique constraints a user can run into: the service checked that the value was free,
+# and another workstation saved it between that check and this write. The field to mark,
+# and what to say instead of "something went wrong".
+UNIQUE_FIELD_ERRORS = {
+    "uq_patients_mrn": FieldError(
+        "mrn",
+        "Another patient with this MRN was saved at another workstation a moment ago: an MRN"
+        " belongs to one patient only. Check the MRN; nothing was saved.",
+    ),
+    "uq_users_username": FieldError(
+        "username",
+        "This username was taken at another workstation a moment ago: choose another."
+        " Nothing was saved.",
+    ),
+    "uq_implanted_pumps_pump_model_id_serial_number": FieldError(
+        "serial_number",
+        "A pump of this model with this serial number was recorded at another workstation a"
+        " moment ago. Check the serial number; nothing was saved.",
+    ),
+}
 
 
 def system_clock() -> dt.datetime:
@@ -59,6 +82,11 @@ class ServiceContext:
                 yield session
         except OperationalError as exc:
             raise DatabaseUnavailable(_operational_message(exc, self.database_label)) from exc
+        except IntegrityError as exc:
+            refused = unique_field_error(exc)
+            if refused is None:
+                raise  # a CHECK or foreign key the services should have caught: a bug
+            raise ValidationFailed([refused]) from exc
         except DataError as exc:
             # A value the server refuses where SQLite would store it (PostgreSQL: a NUL
             # character, a text longer than its column, a number out of the column's range).
@@ -72,6 +100,41 @@ class ServiceContext:
             ) from exc
         finally:
             session.close()
+
+
+def unique_field_error(exc: IntegrityError) -> FieldError | None:
+    """What to tell the user when ``exc`` is a unique constraint of UNIQUE_FIELD_ERRORS."""
+    name = _violated_unique_constraint(exc)
+    return UNIQUE_FIELD_ERRORS.get(name) if name is not None else None
+
+
+def _violated_unique_constraint(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.orig, "diag", None)
+    if diag is not None:  # psycopg names the constraint
+        if getattr(exc.orig, "sqlstate", None) != "23505":  # unique_violation
+            return None
+        name = getattr(diag, "constraint_name", None)
+        return name if isinstance(name, str) else None
+    # SQLite names the columns: "UNIQUE constraint failed: patients.mrn".
+    text = str(exc.orig) if exc.orig is not None else ""
+    prefix = "UNIQUE constraint failed: "
+    if not text.startswith(prefix):
+        return None
+    columns = tuple(c.strip() for c in text[len(prefix) :].split(","))
+    return _UNIQUE_BY_COLUMNS.get(columns)
+
+
+def _unique_by_columns() -> dict[tuple[str, ...], str]:
+    found: dict[tuple[str, ...], str] = {}
+    for table in Base.metadata.tables.values():
+        for constraint in table.constraints:
+            if isinstance(constraint, UniqueConstraint) and isinstance(constraint.name, str):
+                columns = tuple(f"{table.name}.{c.name}" for c in constraint.columns)
+                found[columns] = constraint.name
+    return found
+
+
+_UNIQUE_BY_COLUMNS = _unique_by_columns()
 
 
 def _data_message(exc: DataError) -> str:

@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from pumpclinic.db.models import (
-    AuditEntry,
     ImplantedPump,
     Patient,
     PatientCondition,
@@ -187,7 +186,15 @@ class PatientService:
         with self._ctx.unit_of_work() as session:
             patient = self._load(session, patient_id)
             if patient.version != expected_version:
-                raise StaleRecord(_changed_by_message(session, patient))
+                raise StaleRecord(
+                    audit.stale_message(
+                        session,
+                        f"Patient {patient.mrn}",
+                        "patient",
+                        patient.id,
+                        clinic_zone(session),
+                    )
+                )
             self._validate(session, data, patient_id=patient_id)
             before = _audit_view(patient)
             _apply(patient, data)
@@ -324,21 +331,3 @@ def _audit_view(patient: Patient) -> dict[str, object]:
     view["medicines"] = sorted(m.code for m in patient.medicines)
     view["contacts"] = [audit.snapshot(c) for c in patient.contacts]
     return view
-
-
-def _changed_by_message(session: Session, patient: Patient) -> str:
-    last = session.scalar(
-        select(AuditEntry)
-        .where(AuditEntry.entity == "patient", AuditEntry.entity_id == str(patient.id))
-        .order_by(AuditEntry.id.desc())
-        .limit(1)
-    )
-    if last is None:
-        who = "another user"
-    else:
-        local = last.at.astimezone(clinic_zone(session))
-        who = f"{last.username} at {local:%Y-%m-%d %H:%M %Z}"
-    return (
-        f"Patient {patient.mrn} was changed by {who} after you opened it. "
-        "Reload to see their changes; your edits were not saved."
-    )

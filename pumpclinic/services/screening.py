@@ -73,7 +73,7 @@ from pumpclinic.domain.screening import (
 )
 from pumpclinic.domain.titration import MAX_EFFECT_HOURS, starting_dose_mcg_per_day
 from pumpclinic.domain.validation import FieldError, limit_text, require_int_range, require_text
-from pumpclinic.services import audit
+from pumpclinic.services import audit, schedule_locks
 from pumpclinic.services.context import Actor, ServiceContext
 from pumpclinic.services.errors import NotFound, StaleRecord, ValidationFailed
 from pumpclinic.services.permissions import Permission, require
@@ -106,6 +106,9 @@ __all__ = [
 # A time this far ahead of the clock is a typing error, not clock skew.
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 MAX_NOTES_LENGTH = 2000
+# A bed booked this recently by someone else was most likely taken while the dialog that
+# proposed the time was open.
+BED_JUST_TAKEN = dt.timedelta(minutes=15)
 MAX_LOT_LENGTH = 64
 MAX_ROUTE_LENGTH = 64
 MAX_MUSCLE_GROUP_LENGTH = 64
@@ -671,6 +674,8 @@ class ScreeningService:
         # Planned to the minute: a form's "now" carries seconds the schedule cannot use.
         first_dose_at = first_dose_at.replace(second=0, microsecond=0)
         with self._ctx.unit_of_work() as session:
+            # First: another workstation booking beds waits here until this one commits.
+            schedule_locks.take(session, schedule_locks.OBSERVATION_BEDS)
             settings = read_settings(session)
             now = self._ctx.now()
             patient = session.get(Patient, patient_id)
@@ -714,7 +719,15 @@ class ScreeningService:
             if errors:
                 raise ValidationFailed(errors)
             busy = self._busy(session, settings, first_dose_at, exclude_trial_id=None)
-            schedule = self._fit_first_dose(protocol, settings, first_dose_at, busy)
+            try:
+                schedule = self._fit_first_dose(protocol, settings, first_dose_at, busy)
+            except ValidationFailed as refused:
+                taken = self._bed_just_taken(
+                    session, settings, protocol, first_dose_at, busy, actor
+                )
+                if taken is None:
+                    raise
+                raise ValidationFailed([FieldError("first_dose_at", taken)]) from refused
             trial = ScreeningTrial(
                 patient_id=patient_id,
                 protocol_id=protocol.id,
@@ -765,6 +778,8 @@ class ScreeningService:
         require_text(errors, "lot_number", "Lot number", lot_number, MAX_LOT_LENGTH)
         require_text(errors, "route", "Route", route, MAX_ROUTE_LENGTH)
         with self._ctx.unit_of_work() as session:
+            # A late dose moves the planned doses after it into free beds: first the lock.
+            schedule_locks.take(session, schedule_locks.OBSERVATION_BEDS)
             settings = read_settings(session)
             now = self._ctx.now()
             t = self._load(session, trial_id, settings, expected_version)
@@ -1540,6 +1555,52 @@ class ScreeningService:
         return row
 
     # --- bookings -----------------------------------------------------------------------
+
+    def _bed_just_taken(
+        self,
+        session: Session,
+        settings: ClinicSettingsData,
+        protocol: ScreeningProtocolSpec,
+        first_dose_at: dt.datetime,
+        busy: list[tuple[dt.datetime, dt.datetime]],
+        actor: Actor,
+    ) -> str | None:
+        """Why the first dose cannot be at ``first_dose_at``, when it is because another
+        workstation booked the bed moments ago (the dialog that proposed the time showed it
+        free); None when the time would not fit anyway."""
+        now = self._ctx.now()
+        ends_at = first_dose_at + _hours(protocol.observe_until_hours)
+        recent = session.execute(
+            select(Appointment, User.username)
+            .join(User, User.id == Appointment.booked_by_id)
+            .where(
+                Appointment.kind == AppointmentKind.SCREENING.value,
+                Appointment.status.in_(_OPEN_APPOINTMENT_STATUSES),
+                Appointment.starts_at < ends_at,
+                Appointment.ends_at > first_dose_at,
+                Appointment.booked_at >= now - BED_JUST_TAKEN,
+                Appointment.booked_by_id != actor.user_id,
+            )
+            .order_by(Appointment.booked_at.desc())
+        ).all()
+        if not recent:
+            return None
+        theirs = {(b.starts_at, b.ends_at) for b, _username in recent}
+        try:
+            self._fit_first_dose(
+                protocol, settings, first_dose_at, [w for w in busy if w not in theirs]
+            )
+        except ValidationFailed:
+            return None  # hours, days or older bookings stand in the way too
+        booking, username = recent[0]
+        patient = session.get(Patient, booking.patient_id)
+        who = f" for {_name(patient)}" if patient is not None else ""
+        start = _local(first_dose_at, settings)
+        return (
+            f"The last free observation bed at {start} was just taken by another workstation:"
+            f" it is now booked{who} (by {username} at {_clock(booking.booked_at, settings)})."
+            " Choose another time, or press Propose times."
+        )
 
     def _book_bed(
         self,

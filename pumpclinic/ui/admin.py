@@ -1282,6 +1282,13 @@ class _CatalogEditor(QWidget):
         self.heading.setObjectName("catalogSelection")
         self.heading.setWordWrap(True)
         self.banner = banner(f"{object_name}Banner")
+        # Another administrator saved the row since this form was filled: say who and when,
+        # keep what was typed, offer the saved values.
+        self.stale_banner = banner(f"{object_name}StaleBanner")
+        self.reload_button = button("Reload", f"{object_name}ReloadButton")
+        self.reload_button.setToolTip("Discard your edits and show the saved values")
+        self.reload_button.setVisible(False)
+        self.reload_button.clicked.connect(self.reload_selected)
         self.status_label = QLabel()
         self.status_label.setObjectName(f"{object_name}Status")
         self.status_label.setAccessibleName(f"{table_label} save status")
@@ -1324,6 +1331,10 @@ class _CatalogEditor(QWidget):
         box.addWidget(self.heading)
         box.addLayout(self.form)
         box.addWidget(self.banner)
+        stale_row = QHBoxLayout()
+        stale_row.addWidget(self.stale_banner, 1)
+        stale_row.addWidget(self.reload_button, 0, Qt.AlignmentFlag.AlignTop)
+        box.addLayout(stale_row)
         box.addStretch(1)
         box.addWidget(self.status_label)
         save_row = QHBoxLayout()
@@ -1339,11 +1350,14 @@ class _CatalogEditor(QWidget):
         self._show_selected()
 
     def selected_id(self) -> str | None:
+        return getattr(self.selected_row(), "id", None)
+
+    def selected_row(self) -> PumpModelRow | DrugProductRow | None:
         rows = self.table.selectionModel().selectedRows()
         if not rows:
             return None
         row = rows[0].data(ROW_ROLE)
-        return getattr(row, "id", None)
+        return row if isinstance(row, PumpModelRow | DrugProductRow) else None
 
     def select_id(self, row_id: str) -> bool:
         for row in range(self.model.rowCount()):
@@ -1360,6 +1374,8 @@ class _CatalogEditor(QWidget):
     def _show_selected(self) -> None:
         self.errors.clear()
         set_banner(self.banner, [])
+        set_banner(self.stale_banner, [])
+        self.reload_button.setVisible(False)
         self.set_status("")
         rows = self.table.selectionModel().selectedRows()
         row = rows[0].data(ROW_ROLE) if rows else None
@@ -1382,18 +1398,36 @@ class _CatalogEditor(QWidget):
     def fill(self, row: object) -> None:
         raise NotImplementedError
 
-    def submit(self, row_id: str) -> None:
+    def submit(self, row_id: str, version: int) -> None:
         """Call the service; raise ValidationFailed to show the field errors."""
         raise NotImplementedError
 
+    def reload(self) -> None:
+        raise NotImplementedError
+
+    def reload_selected(self) -> None:
+        """Show the saved values of the selected row, dropping the edits."""
+        self.reload()
+        self._show_selected()
+
     def save(self) -> bool:
-        row_id = self.selected_id()
-        if row_id is None:
+        row = self.selected_row()
+        if row is None:
             return False
+        row_id = row.id
+        set_banner(self.stale_banner, [])
+        self.reload_button.setVisible(False)
 
         def attempt() -> bool:
             try:
-                self.submit(row_id)
+                self.submit(row_id, row.version)
+            except StaleRecord as stale:
+                # The form keeps what was typed: the administrator decides what to keep.
+                set_banner(self.banner, [])
+                set_banner(self.stale_banner, [str(stale)])
+                self.reload_button.setVisible(True)
+                self.set_status("Not saved", "dirty")
+                return False
             except ValidationFailed as failed:
                 set_banner(self.banner, self.errors.show(failed.errors))
                 self.set_status("Not saved: correct the marked fields", "dirty")
@@ -1464,8 +1498,8 @@ class PumpModelEditor(_CatalogEditor):
             active=self.active_check.isChecked(),
         )
 
-    def submit(self, row_id: str) -> None:
-        self._services.catalogs.update_pump_model(self._actor, row_id, self.edit())
+    def submit(self, row_id: str, version: int) -> None:
+        self._services.catalogs.update_pump_model(self._actor, row_id, version, self.edit())
 
     def reload(self) -> None:
         selected = self.selected_id()
@@ -1521,8 +1555,8 @@ class DrugProductEditor(_CatalogEditor):
             stability_days=self.stability_spin.value(), active=self.active_check.isChecked()
         )
 
-    def submit(self, row_id: str) -> None:
-        self._services.catalogs.update_drug_product(self._actor, row_id, self.edit())
+    def submit(self, row_id: str, version: int) -> None:
+        self._services.catalogs.update_drug_product(self._actor, row_id, version, self.edit())
 
     def reload(self) -> None:
         selected = self.selected_id()

@@ -165,7 +165,8 @@ def test_a_database_from_before_the_sealed_head_is_sealed_on_upgrade(
     from pumpclinic.db.engine import alembic_config, make_engine
     from pumpclinic.services.clinic import open_clinic
 
-    # Back to revision 0004: no head table, entries written by an older PumpClinic.
+    # Back to revision 0004 (the later migrations undone): no head table, entries written
+    # by an older PumpClinic.
     engine = make_engine(f"sqlite+pysqlite:///{used_clinic}")
     command.downgrade(alembic_config(engine), "0004")
     engine.dispose()

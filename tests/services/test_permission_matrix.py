@@ -150,9 +150,11 @@ def change_settings(world: World, actor: Actor) -> None:
 
 
 def edit_catalog(world: World, actor: Actor) -> None:
-    world.services.catalogs.update_drug_product(actor, "baclofen-2000", DrugProductEdit(30, True))
+    world.services.catalogs.update_drug_product(
+        actor, "baclofen-2000", 1, DrugProductEdit(30, True)
+    )
     world.services.catalogs.update_pump_model(
-        actor, "synchromed-ii-40", PumpModelEdit(3.0, 14.5, 2.0, True)
+        actor, "synchromed-ii-40", 1, PumpModelEdit(3.0, 14.5, 2.0, True)
     )
 
 

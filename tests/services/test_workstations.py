@@ -20,7 +20,7 @@ from pumpclinic.domain.patients import PatientInput
 from pumpclinic.domain.reference import Reference
 from pumpclinic.services.clinic import Services, open_clinic
 from pumpclinic.services.context import Actor
-from pumpclinic.services.errors import StaleRecord
+from pumpclinic.services.errors import StaleRecord, ValidationFailed
 from tests.conftest import NOW, PASSWORDS, FixedClock, database_label
 
 PATIENT = PatientInput(
@@ -132,3 +132,62 @@ def test_two_saves_at_the_same_moment_one_wins_the_other_is_refused(
         stored = session.scalars(select(Patient)).one()
         assert (stored.pregnant, stored.notes, stored.version) == (True, "", created.version + 1)
     assert patient_audit(services, created.id) == [("create", "nina"), ("update", "carl")]
+
+
+def test_the_same_mrn_added_at_two_workstations_at_once_is_refused_at_the_mrn_field(
+    services: Services,
+    nurse: Actor,
+    clinician: Actor,
+    second_workstation: tuple[Services, FixedClock],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both check that the MRN is free; carl's patient is saved in between. The unique
+    constraint refuses nina's, and she is told why, at the MRN, not "something went wrong"."""
+    other, _clock = second_workstation
+    carl_there = other.users.authenticate("carl", PASSWORDS[Role.CLINICIAN])
+    validate = services.patients._validate
+
+    def carl_adds_meanwhile(*args: object, **kwargs: object) -> None:
+        validate(*args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(services.patients, "_validate", validate)
+        other.patients.create_patient(carl_there, dataclasses.replace(PATIENT, given_name="Ben"))
+
+    monkeypatch.setattr(services.patients, "_validate", carl_adds_meanwhile)
+    with pytest.raises(ValidationFailed) as refused:
+        services.patients.create_patient(nurse, PATIENT)
+    assert refused.value.for_field("mrn") == [
+        "Another patient with this MRN was saved at another workstation a moment ago: an MRN"
+        " belongs to one patient only. Check the MRN; nothing was saved."
+    ]
+    with services.context.unit_of_work() as session:
+        stored = session.scalars(select(Patient)).one()
+        assert (stored.mrn, stored.given_name) == (PATIENT.mrn, "Ben")
+    assert patient_audit(services, stored.id) == [("create", "carl")]
+
+
+def test_the_same_username_created_at_two_workstations_at_once_is_refused_at_its_field(
+    services: Services,
+    admin: Actor,
+    second_workstation: tuple[Services, FixedClock],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other, _clock = second_workstation
+    admin_there = other.users.authenticate("admin", PASSWORDS[Role.ADMIN])
+    new_user = services.users._new_user
+
+    def created_there_meanwhile(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(services.users, "_new_user", new_user)
+        other.users.create_user(admin_there, "sam", "Sam One", Role.NURSE, PASSWORDS[Role.NURSE])
+        return new_user(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services.users, "_new_user", created_there_meanwhile)
+    with pytest.raises(ValidationFailed) as refused:
+        services.users.create_user(admin, "sam", "Sam Two", Role.STAFF, PASSWORDS[Role.STAFF])
+    assert refused.value.for_field("username") == [
+        "This username was taken at another workstation a moment ago: choose another."
+        " Nothing was saved."
+    ]
+    assert [(u.username, u.full_name) for u in services.users.list_users(admin)] == [
+        ("admin", "Ada Admin"),
+        ("sam", "Sam One"),
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
+from pumpclinic.domain.enums import Role
 from pumpclinic.services.catalogs import DrugProductEdit
 from pumpclinic.ui.admin import (
     CATALOG_NOTE,
@@ -14,6 +15,7 @@ from pumpclinic.ui.admin import (
     PumpModelsTableModel,
 )
 from pumpclinic.ui.bus import DataBus
+from tests.conftest import PASSWORDS
 
 LEFT = Qt.MouseButton.LeftButton
 
@@ -83,7 +85,7 @@ def test_a_bad_pump_value_shows_under_its_field(qtbot, page, services, admin) ->
 
 
 def test_inactive_rows_are_greyed(qtbot, page, services, admin) -> None:
-    services.catalogs.update_drug_product(admin, "baclofen-500", DrugProductEdit(30, False))
+    services.catalogs.update_drug_product(admin, "baclofen-500", 1, DrugProductEdit(30, False))
     page.catalogs_tab.reload()
     model = page.catalogs_tab.drugs.model
     colours = {
@@ -115,3 +117,40 @@ def test_only_administrators_see_the_catalogs_tab(qtbot, services, nurse) -> Non
     widget = AdminPage(services, nurse, DataBus())
     qtbot.addWidget(widget)
     assert widget.catalogs_tab is None
+
+
+def test_a_stale_save_keeps_the_form_and_offers_a_reload(qtbot, page, services, admin) -> None:
+    editor = page.catalogs_tab.drugs
+    _click_row(qtbot, editor.table, "baclofen-2000")
+    assert not editor.reload_button.isVisible()
+    # Another administrator, at another workstation, saves the same product meanwhile.
+    services.users.create_user(admin, "alex", "Alex Admin", Role.ADMIN, PASSWORDS[Role.ADMIN])
+    alex = services.users.authenticate("alex", PASSWORDS[Role.ADMIN])
+    services.catalogs.update_drug_product(alex, "baclofen-2000", 1, DrugProductEdit(20, True))
+
+    editor.stability_spin.selectAll()
+    qtbot.keyClicks(editor.stability_spin, "45")
+    editor.active_check.setChecked(False)
+    qtbot.mouseClick(editor.save_button, LEFT)
+
+    assert editor.stale_banner.isVisible()
+    assert "changed by alex at 2026-11-26 10:00 GMT" in editor.stale_banner.text()
+    assert "your edits were not saved" in editor.stale_banner.text()
+    assert editor.reload_button.isVisible()
+    assert editor.status_label.text() == "Not saved"
+    # What was typed is still there; the database has alex's values.
+    assert (editor.stability_spin.value(), editor.active_check.isChecked()) == (45, False)
+    saved = {d.id: d for d in services.catalogs.drug_products(admin)}["baclofen-2000"]
+    assert (saved.stability_days, saved.active) == (20, True)
+
+    qtbot.mouseClick(editor.reload_button, LEFT)
+    assert not editor.stale_banner.isVisible() and not editor.reload_button.isVisible()
+    assert editor.selected_id() == "baclofen-2000"
+    assert (editor.stability_spin.value(), editor.active_check.isChecked()) == (20, True)
+
+    editor.stability_spin.selectAll()
+    qtbot.keyClicks(editor.stability_spin, "45")
+    qtbot.mouseClick(editor.save_button, LEFT)
+    saved = {d.id: d for d in services.catalogs.drug_products(admin)}["baclofen-2000"]
+    assert (saved.stability_days, saved.version) == (45, 3)
+    assert editor.status_label.text().startswith("✓ Saved")

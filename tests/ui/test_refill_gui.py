@@ -740,3 +740,50 @@ def test_every_control_has_an_object_name_and_an_accessible_name(
     for widget in (page, booking, record, cancel):
         qtbot.addWidget(widget)
         assert unnamed_controls(widget) == [], widget.objectName()
+
+
+def test_a_slot_taken_at_another_workstation_meanwhile_keeps_the_dialog_and_its_entries(
+    qtbot, database_url, reference, clock, services, staff, nurse, clinician, patient
+) -> None:
+    from pumpclinic.services.clinic import open_clinic
+    from tests.conftest import FixedClock, database_label
+
+    patient_id, _pump_id = patient
+    other_id, _ = implanted_patient(services, nurse, clinician, mrn="RIV-000200")
+    day = dt.date(2026, 12, 14)  # after the refill-due date: a reason is needed
+    dialog = BookRefillDialog(services, staff, patient_id)
+    show(qtbot, dialog, 820, 700)
+    dialog.date_edit.setDate(qdate(day))
+    assert dialog.select_slot(at(day, 10))
+    qtbot.keyClicks(dialog.late_reason, "Patient travelling until 13 Dec")
+
+    # Meanwhile nina books the same slot at another workstation.
+    other = open_clinic(
+        database_url,
+        reference,
+        clock=FixedClock(clock.current + dt.timedelta(minutes=1)),
+        database_label=database_label(database_url),
+    )
+    try:
+        nina_there = other.users.authenticate("nina", PASSWORDS[Role.NURSE])
+        other.booking.book_refill(nina_there, other_id, at(day, 10), late_reason="Her choice")
+    finally:
+        other.close()
+
+    qtbot.mouseClick(dialog.book_button, LEFT)
+    assert dialog.isVisible()
+    assert dialog.errors.message("starts_at") == (
+        "That slot was just taken by another workstation: 10:00 on Mon 14 Dec 2026 is now"
+        " booked for OKAFOR, Ada (by nina at 10:01). Choose another slot."
+    )
+    assert "Not booked." in dialog.error_banner.text()
+    assert dialog.late_reason.text() == "Patient travelling until 13 Dec"
+    # The day was read again: the slot shows as taken, nothing was booked for the patient.
+    assert not dialog.select_slot(at(day, 10))
+    assert services.booking.appointments_for_patient(staff, patient_id) == []
+
+    assert dialog.select_slot(at(day, 10, 30))
+    with qtbot.waitSignal(dialog.booked) as booked:
+        qtbot.mouseClick(dialog.book_button, LEFT)
+    assert booked.args[0].starts_at == at(day, 10, 30)
+    assert booked.args[0].late_reason == "Patient travelling until 13 Dec"
