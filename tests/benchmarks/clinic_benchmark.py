@@ -35,7 +35,6 @@ from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 BARE_WINDOW_SCRIPT = Path(__file__).resolve().with_name("bare_window.py")
 STARTED_AT_ENV = "PUMPCLINIC_STARTED_AT"  # pumpclinic.ui.startup.STARTED_AT_ENV
 PASSWORD_ENV = "PUMPCLINIC_BENCHMARK_PASSWORD"  # pumpclinic.ui.startup.PASSWORD_ENV
@@ -155,12 +154,13 @@ def prepare_clinic(args: argparse.Namespace, workdir: Path) -> tuple[Path, float
         if not source.is_file():
             raise SystemExit(f"error: --db {source}: no such database file")
         # A reader's view of the file, write-ahead log included.
-        with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as reader:
-            target = sqlite3.connect(path)
-            try:
-                reader.backup(target)
-            finally:
-                target.close()
+        reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        target = sqlite3.connect(path)
+        try:
+            reader.backup(target)
+        finally:
+            target.close()
+            reader.close()
         return path, None
     start = time.perf_counter()
     services = open_clinic(f"sqlite+pysqlite:///{path}", load_reference(), database_label=str(path))
@@ -240,7 +240,6 @@ def child_environment(workdir: Path) -> dict[str, str]:
     env["QT_QPA_PLATFORM"] = os.environ.get("QT_QPA_PLATFORM", "offscreen")
     # The child's log goes to the work folder, not to the user's log.
     env["XDG_STATE_HOME"] = str(workdir / "state")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPOSITORY), env.get("PYTHONPATH")]))
     return env
 
 
