@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from types import TracebackType
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from pumpclinic.services.clinic import Services
+from pumpclinic.services.context import Actor
 from pumpclinic.ui.errors import show_bug
 from pumpclinic.ui.login import ChangePasswordDialog, FirstRunDialog, LoginDialog
 from pumpclinic.ui.main_window import MainWindow
+from pumpclinic.ui.startup import after_first_paint
 from pumpclinic.ui.style import STYLESHEET
 
 log = logging.getLogger("pumpclinic")
@@ -78,12 +81,32 @@ def fit_to_screen(window: QWidget) -> None:
         window.setWindowState(window.windowState() | Qt.WindowState.WindowMaximized)
 
 
-def run_gui(services: Services, prefill: tuple[str, str] | None = None, note: str = "") -> int:
+def run_gui(
+    services: Services,
+    prefill: tuple[str, str] | None = None,
+    note: str = "",
+    *,
+    actor: Actor | None = None,
+    when_painted: Callable[[], object] | None = None,
+    mark_step: Callable[[str], object] | None = None,
+) -> int:
+    """Sign in (or, given ``actor``, go straight to the main window) and run the event loop.
+
+    ``when_painted`` runs once the main window has first been painted: work that must not
+    delay the first sight of the clinic. ``mark_step`` is told when the window is built and
+    when it is shown (the start-up timing report).
+    """
     app = make_application()
     sys.excepthook = _excepthook
-    window = sign_in(services, prefill, note)
+    window = MainWindow(services, actor) if actor is not None else sign_in(services, prefill, note)
     if window is None:
         return 0
+    if mark_step is not None:
+        mark_step("window_built")
     fit_to_screen(window)
+    if when_painted is not None:
+        after_first_paint(window, when_painted)
     window.show()
+    if mark_step is not None:
+        mark_step("window_shown")
     return app.exec()
