@@ -267,7 +267,7 @@ class _PumpRow:
 
     @property
     def filled_at(self) -> dt.datetime | None:
-        return None if self.filled_at_raw is None else as_utc(self.filled_at_raw)
+        return None if self.filled_at_raw is None else from_stored(self.filled_at_raw)
 
 
 # The cache of forecasts: the same inputs always give the same forecast.
@@ -286,11 +286,8 @@ def _raw_text(value: object) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dt.datetime):
-        return as_utc(value).isoformat(" ")
+        return from_stored(value).isoformat(" ")
     return repr(value)
-
-
-as_utc = from_stored
 
 
 # Ids per IN (...) list: well under the SQLite and PostgreSQL parameter limits.
@@ -676,9 +673,9 @@ def _kept_forecast(kept: tuple[Any, ...]) -> Forecast:
     _inputs, daily_ml, alarm_at, empty_at, stability_at, refill_due, days_to_alarm = kept
     return Forecast(
         daily_volume_ml=daily_ml,
-        alarm_at=None if alarm_at is None else as_utc(alarm_at),
-        empty_at=None if empty_at is None else as_utc(empty_at),
-        stability_limit_at=None if stability_at is None else as_utc(stability_at),
+        alarm_at=None if alarm_at is None else from_stored(alarm_at),
+        empty_at=None if empty_at is None else from_stored(empty_at),
+        stability_limit_at=None if stability_at is None else from_stored(stability_at),
         refill_due=(
             dt.date.fromisoformat(refill_due) if isinstance(refill_due, str) else refill_due
         ),
@@ -802,7 +799,7 @@ def _programs(rows: Iterable[tuple[Any, ...]]) -> list[ProgramPeriod]:
             _id, effective_from, concentration, dose, bolus, boluses = header
             programs.append(
                 ProgramPeriod(
-                    effective_from=as_utc(effective_from),
+                    effective_from=from_stored(effective_from),
                     concentration_mcg_per_ml=concentration,
                     dose_mcg_per_day=dose,
                     flex_steps=tuple(steps),

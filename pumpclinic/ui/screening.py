@@ -2585,7 +2585,7 @@ class TrialPanel(QWidget):
         self.give_button.clicked.connect(self.give_dose)
         self.observe_button = button("Record &observation…", "recordObservationButton")
         self.observe_button.clicked.connect(self.record_observation)
-        self.correct_button = button("Co&rrect…", "correctObservationButton")
+        self.correct_button = button("Co&rrect observation…", "correctObservationButton")
         self.correct_button.setToolTip("Correct the selected observation; the original is kept")
         self.correct_button.clicked.connect(self.correct_selected)
         self.correct_dose_button = button("Correct dos&e…", "correctDoseButton")
