@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, NoReturn
 import platformdirs
 
 from pumpclinic.commands import CommandError
-from pumpclinic.domain.reference import ReferenceDataError
 from pumpclinic.services.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -211,11 +210,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (CommandError, ServiceError, ReferenceDataError) as error:
+    except (CommandError, ServiceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:
+        if not _is_reference_data_error(error):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _is_reference_data_error(error: BaseException) -> bool:
+    # Imported only when needed: the GUI's first window comes before the reference data.
+    from pumpclinic.domain.reference import ReferenceDataError
+
+    return isinstance(error, ReferenceDataError)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -316,6 +327,7 @@ def _run_gui(args: argparse.Namespace) -> int:
 
     def open_clinic() -> OpenedClinic:
         """Runs once the first window is on screen."""
+        from pumpclinic.domain.reference import ReferenceDataError
         from pumpclinic.reference_files import load_reference
         from pumpclinic.services.clinic import open_clinic
 

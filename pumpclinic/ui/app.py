@@ -18,13 +18,13 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from pumpclinic.ui.errors import show_bug
-from pumpclinic.ui.login import LoginDialog
 from pumpclinic.ui.main_window import MainWindow
 from pumpclinic.ui.startup import StartupReport, after_first_paint
 from pumpclinic.ui.style import STYLESHEET
 
 if TYPE_CHECKING:
     from pumpclinic.services.clinic import Services
+    from pumpclinic.ui.login import LoginDialog
 
 log = logging.getLogger("pumpclinic")
 
@@ -76,7 +76,7 @@ def sign_in(
     """Run the first-run/login dialogs; the main window, or None when the user gave up.
 
     ``login`` is a sign-in dialog already on screen (opened before the clinic was)."""
-    from pumpclinic.ui.login import ChangePasswordDialog, FirstRunDialog
+    from pumpclinic.ui.login import ChangePasswordDialog, FirstRunDialog, LoginDialog
 
     if services.users.needs_first_admin():
         if login is not None:
@@ -139,12 +139,21 @@ def run_gui(open_clinic: ClinicOpener, *, when_painted: Callable[[], object] | N
     not delay the first sight of the clinic. What ``open_clinic`` raises is raised here,
     once the dialog is closed.
     """
+    from pumpclinic.ui.login import LoginDialog
+
     app = make_application()
     sys.excepthook = _excepthook
     start = _Start()
     login = LoginDialog(None, "")
 
+    def cancelled() -> None:
+        QApplication.exit(0)
+
     def open_and_sign_in() -> None:
+        if not login.isVisible():  # closed before the clinic was opened
+            return
+        # From here on, sign_in says whether the user gave up.
+        login.rejected.disconnect(cancelled)
         try:
             opened = open_clinic()
         except Exception as error:
@@ -165,7 +174,7 @@ def run_gui(open_clinic: ClinicOpener, *, when_painted: Callable[[], object] | N
 
     # Between the dialog and the main window no window is open: quit only when told to.
     app.setQuitOnLastWindowClosed(False)
-    login.rejected.connect(lambda: QApplication.exit(0) if start.window is None else None)
+    login.rejected.connect(cancelled)
     after_first_paint(login, lambda: QTimer.singleShot(0, open_and_sign_in))
     login.show()
     try:

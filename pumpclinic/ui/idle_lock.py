@@ -4,9 +4,9 @@ Patient data stay on screen in a shared consulting room only while someone is wo
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QLineEdit, QWidget
 
 from pumpclinic.ui.login import _FormDialog

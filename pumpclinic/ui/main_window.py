@@ -221,8 +221,9 @@ class MainWindow(QMainWindow):
         placeholder = self.pages.widget(index)
         showing = self.pages.currentIndex() == index
         self.pages.insertWidget(index, page)
-        self.pages.removeWidget(placeholder)
-        placeholder.deleteLater()
+        if placeholder is not None:
+            self.pages.removeWidget(placeholder)
+            placeholder.deleteLater()
         if showing:
             self.pages.setCurrentIndex(index)
             if not self._content_shown:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pumpclinic.reference_files import resources_dir
+from pumpclinic.resource_paths import resources_dir
 
 ACCENT = "#1f5f8b"
 DANGER = "#b3261e"

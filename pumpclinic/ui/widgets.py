@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from pumpclinic.domain.validation import FieldError
 
 
-
 def page_header(title: str, subtitle: str) -> QWidget:
     box = QWidget()
     layout = QVBoxLayout(box)
