@@ -205,7 +205,8 @@ class MainWindow(QMainWindow):
 
     def _build_queued_page(self, key: str) -> None:
         self._build_queued.discard(key)
-        if key not in self._built:
+        # A page clicked past before it was built waits until it is shown again.
+        if key not in self._built and key == self.current_page_key():
             self.page(key)
 
     def page(self, key: str) -> QWidget:
