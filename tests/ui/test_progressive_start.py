@@ -13,7 +13,7 @@ from pumpclinic.domain.enums import Role
 from pumpclinic.domain.patients import PatientInput
 from pumpclinic.services.errors import DatabaseUnavailable
 from pumpclinic.ui import app as app_module
-from pumpclinic.ui.login import LoginDialog
+from pumpclinic.ui.login import ChangePasswordDialog, LoginDialog
 from pumpclinic.ui.main_window import NAVIGATION, MainWindow
 from pumpclinic.ui.startup import FirstPaint
 from tests.conftest import PASSWORDS
@@ -167,3 +167,83 @@ def test_typing_while_the_clinic_opens_is_kept(qtbot, services, nurse) -> None:
     with qtbot.waitSignal(dialog.accepted):
         dialog.ok_button.click()
     assert dialog.actor is not None and dialog.actor.username == "nina"
+
+
+STUCK = 99
+
+
+def _run_gui_with(qtbot, services, prefill, step) -> tuple[int, list[MainWindow]]:
+    """run_gui on ``services``; ``step(dialogs)`` runs every 20 ms with the visible
+    top-level widgets until it returns True; the main windows opened are returned."""
+    from PySide6.QtCore import QTimer
+
+    windows: list[MainWindow] = []
+
+    def tick() -> None:
+        visible = [w for w in QApplication.topLevelWidgets() if w.isVisible()]
+        windows.extend(w for w in visible if isinstance(w, MainWindow) and w not in windows)
+        if step(visible):
+            timer.stop()
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(20)
+    # A flow that never gets where the test expects fails the test instead of hanging it.
+    stuck = QTimer()
+    stuck.setSingleShot(True)
+    stuck.timeout.connect(lambda: QApplication.exit(STUCK))
+    stuck.start(60_000)
+    try:
+        status = app_module.run_gui(lambda: app_module.OpenedClinic(services, prefill))
+    finally:
+        timer.stop()
+        stuck.stop()
+        for window in windows:
+            window.close()
+            window.deleteLater()
+    return status, windows
+
+
+def test_signing_in_through_the_dialog_shown_before_the_clinic_opened(
+    qtbot, services, nurse
+) -> None:
+    offered: list[str] = []
+
+    def step(visible) -> bool:
+        for widget in visible:
+            if isinstance(widget, LoginDialog) and widget.ok_button.isEnabled():
+                offered.append(widget.username.text())
+                widget.ok_button.click()
+            if isinstance(widget, ChangePasswordDialog):  # her first sign-in
+                widget.old.setText(PASSWORDS[Role.NURSE])
+                widget.new.setText("nina-own-pass-2")
+                widget.confirm.setText("nina-own-pass-2")
+                widget.ok_button.click()
+            if isinstance(widget, MainWindow):
+                QApplication.exit(0)
+                return True
+        return False
+
+    status, windows = _run_gui_with(qtbot, services, ("nina", PASSWORDS[Role.NURSE]), step)
+    assert status == 0
+    assert offered == ["nina"]  # the account offered once the clinic was open
+    assert len(windows) == 1 and windows[0].actor is not None
+    assert windows[0].actor.username == "nina"
+
+
+def test_a_new_database_asks_for_the_first_administrator_instead(qtbot, services) -> None:
+    seen: list[str] = []
+
+    def step(visible) -> bool:
+        for widget in visible:
+            if widget.objectName() == "loginDialog":
+                seen.append("login")
+            if type(widget).__name__ == "FirstRunDialog":
+                seen.append("first run")
+                widget.reject()  # the user gives up
+                return True
+        return False
+
+    status, windows = _run_gui_with(qtbot, services, None, step)
+    assert status == 0 and windows == []
+    assert seen[-1] == "first run"
