@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from pumpclinic.ui.errors import show_bug
@@ -103,15 +103,18 @@ def sign_in(
     return MainWindow(services, actor)
 
 
-def fit_to_screen(window: QWidget) -> None:
-    """Open at 1280×800, or maximised where the screen is smaller (a 1366×768 laptop)."""
+def show_fitted(window: QWidget) -> None:
+    """Show at 1280×800, or maximised where the screen is smaller (a 1366×768 laptop)."""
     screen = window.screen() or QApplication.primaryScreen()
     if screen is None:
+        window.show()
         return
     available = screen.availableGeometry()
     window.resize(min(1280, available.width()), min(800, available.height()))
     if available.width() < 1300 or available.height() < 840:
-        window.setWindowState(window.windowState() | Qt.WindowState.WindowMaximized)
+        window.showMaximized()
+    else:
+        window.show()
 
 
 class _Start:
@@ -166,10 +169,9 @@ def run_gui(open_clinic: ClinicOpener, *, when_painted: Callable[[], object] | N
             QApplication.exit(0)
             return
         start.window = window
-        fit_to_screen(window)
         if when_painted is not None:
             after_first_paint(window, when_painted)
-        window.show()
+        show_fitted(window)
         app.setQuitOnLastWindowClosed(True)
 
     # Between the dialog and the main window no window is open: quit only when told to.
@@ -205,7 +207,6 @@ def run_timed_start(
     start = _Start()
     window = MainWindow(signing_in_as=username, database_label=database_label)
     report.mark("window_built")
-    fit_to_screen(window)
 
     def open_and_sign_in() -> None:
         try:
@@ -226,7 +227,7 @@ def run_timed_start(
         QTimer.singleShot(0, open_and_sign_in)
 
     after_first_paint(window, painted)
-    window.show()
+    show_fitted(window)
     report.mark("window_shown")
     start.window = window
     try:

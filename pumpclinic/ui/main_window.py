@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, cast
 
-from PySide6.QtCore import Qt, QTimer, Signal
+# Not the Qt namespace (its enums take a noticeable part of the first paint): the frame
+# does without it; the session and the pages import it.
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -129,7 +131,6 @@ class MainWindow(QMainWindow):
         self.navigation = QListWidget()
         self.navigation.setObjectName("navigation")
         self.navigation.setAccessibleName("Navigation")
-        self.navigation.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         sidebar_layout.addWidget(self.navigation, 1)
         row.addWidget(sidebar)
 
@@ -146,7 +147,6 @@ class MainWindow(QMainWindow):
         for number, (key, title) in enumerate(NAVIGATION, start=1):
             self.page_index[key] = self.pages.addWidget(PageLoading(key, title))
             item = QListWidgetItem(title)
-            item.setData(Qt.ItemDataRole.UserRole, key)
             item.setToolTip(f"{title} (Ctrl+{number})")
             self.navigation.addItem(item)
             action = QAction(self)
@@ -168,6 +168,8 @@ class MainWindow(QMainWindow):
 
     def start_session(self, services: Services, actor: Actor) -> None:
         """The user is signed in: show who, where, and the first page (built next)."""
+        from PySide6.QtCore import Qt
+
         from pumpclinic.ui.idle_lock import IdleTimer
 
         if self.services is not None:
@@ -187,6 +189,8 @@ class MainWindow(QMainWindow):
         self.pages.removeWidget(self.signing_in)
         self.signing_in.deleteLater()
         self.navigation.setEnabled(True)
+        # The alert count makes the longest entry: it comes with the session.
+        self.navigation.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.show_page("admin" if actor.role.value == "admin" else "patients")
 
     # --- pages, each built when first shown ---------------------------------------------
@@ -339,8 +343,8 @@ class MainWindow(QMainWindow):
             self.navigation.setCurrentRow(self.page_index[key])
 
     def current_page_key(self) -> str:
-        item = self.navigation.currentItem()
-        return str(item.data(Qt.ItemDataRole.UserRole)) if item else ""
+        row = self.navigation.currentRow()
+        return NAVIGATION[row][0] if 0 <= row < len(NAVIGATION) else ""
 
     def _build_menu(self) -> None:
         account = self.menuBar().addMenu("&Account")

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 if TYPE_CHECKING:
@@ -50,6 +49,8 @@ def banner(object_name: str, kind: str = "warning") -> QLabel:
     label.setObjectName(object_name)
     label.setProperty("banner", kind)
     label.setWordWrap(True)
+    from PySide6.QtCore import Qt  # not at the top: the main window's frame does without it
+
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setVisible(False)
     return label
