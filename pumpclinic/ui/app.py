@@ -159,11 +159,11 @@ def run_gui(open_clinic: ClinicOpener, *, when_painted: Callable[[], object] | N
         login.rejected.disconnect(cancelled)
         try:
             opened = open_clinic()
-        except Exception as error:
+            window = sign_in(opened.services, opened.prefill, opened.note, login)
+        except Exception as error:  # raised by run_gui once the event loop is left
             login.reject()
             start.fail(error)
             return
-        window = sign_in(opened.services, opened.prefill, opened.note, login)
         login.close()
         if window is None:
             QApplication.exit(0)
@@ -213,14 +213,13 @@ def run_timed_start(
             services = open_clinic().services
             report.mark("database_open")
             actor = services.users.authenticate(username, password)
-        except Exception as error:
+            report.mark("signed_in")
+            window.content_ready.connect(lambda: report.mark("content_ready"))
+            window.started.connect(report.finish)
+            window.start_session(services, actor)
+        except Exception as error:  # raised by run_timed_start once the event loop is left
             window.close()
             start.fail(error)
-            return
-        report.mark("signed_in")
-        window.content_ready.connect(lambda: report.mark("content_ready"))
-        window.started.connect(report.finish)
-        window.start_session(services, actor)
 
     def painted() -> None:
         report.mark("painted")
