@@ -149,10 +149,6 @@ class MainWindow(QMainWindow):
             item = QListWidgetItem(title)
             item.setToolTip(f"{title} (Ctrl+{number})")
             self.navigation.addItem(item)
-            action = QAction(self)
-            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
-            action.triggered.connect(lambda _checked=False, k=key: self.show_page(k))
-            self.addAction(action)
         self.signing_in = SigningIn(signing_in_as)
         self.pages.addWidget(self.signing_in)
         self.pages.setCurrentWidget(self.signing_in)
@@ -191,6 +187,7 @@ class MainWindow(QMainWindow):
         self.navigation.setEnabled(True)
         # The alert count makes the longest entry: it comes with the session.
         self.navigation.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._add_shortcuts()
         self.show_page("admin" if actor.role.value == "admin" else "patients")
 
     # --- pages, each built when first shown ---------------------------------------------
@@ -346,6 +343,16 @@ class MainWindow(QMainWindow):
         row = self.navigation.currentRow()
         return NAVIGATION[row][0] if 0 <= row < len(NAVIGATION) else ""
 
+    def _add_shortcuts(self) -> None:
+        # With the session: before it there is nothing to go to, and the key types take a
+        # noticeable part of the first paint.
+        for number, (key, _title) in enumerate(NAVIGATION, start=1):
+            action = QAction(self)
+            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            action.triggered.connect(lambda _checked=False, k=key: self.show_page(k))
+            self.addAction(action)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+
     def _build_menu(self) -> None:
         account = self.menuBar().addMenu("&Account")
         change = self.change_password_action = account.addAction("Change &password…")
@@ -353,9 +360,8 @@ class MainWindow(QMainWindow):
         change.triggered.connect(self.change_password)
         change.setEnabled(False)
         account.addSeparator()
-        quit_action = account.addAction("&Quit")
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
+        self.quit_action = account.addAction("&Quit")
+        self.quit_action.triggered.connect(self.close)
         help_menu = self.menuBar().addMenu("&Help")
         about = help_menu.addAction("&About PumpClinic")
         about.triggered.connect(self._about)
