@@ -1,10 +1,15 @@
 """The alert worklist: every implanted pump's alerts as of a time, and the work done on them.
 
-The whole clinic is read in a constant number of indexed queries of the latest events —
-the latest fill per pump that no later entry corrects, the programs since that fill, the next
-booked refill per patient, the last contact attempt per patient, the active screening trials
-— never a query per pump and never a pump's whole history. The alerts themselves are computed
-by ``pumpclinic.domain.alerts``, so an alert closes by itself when the refill is recorded.
+The whole clinic is read in a constant number of indexed queries — every implanted pump
+with the forecast kept for it where one still holds, the next booked refill per patient, the
+last contact attempt per patient, the active screening trials — never a query per pump and
+never a pump's whole history. Only the pumps without a kept forecast that holds (a refill or
+a program since, a catalog or calendar change) have their latest events read — the latest
+fill that no later entry corrects and the programs since — and their forecast computed and
+kept. The database's triggers (``pumpclinic.db.triggers``) make sure that no change to a
+pump's rows, whoever writes it, leaves a kept forecast behind. The alerts themselves are
+computed by ``pumpclinic.domain.alerts``, so an alert closes by itself when the refill is
+recorded.
 
 Staff (front desk) may see and work the list — log contact attempts, set do-not-contact, book
 — without clinical editing rights.
