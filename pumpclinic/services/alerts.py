@@ -44,6 +44,7 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from pumpclinic.db import triggers
@@ -1041,8 +1042,9 @@ def read_forecasts(
 def keep_forecasts(context: ServiceContext, computed: ComputedForecasts) -> None:
     """Store the forecasts a read computed that hold now (a read of another time keeps
     nothing that does not), in a transaction of their own. Only derived data: when it
-    cannot be written (a read-only file, a locked database) the next read computes them
-    again, so a failure is logged and nothing else."""
+    cannot be written (a read-only file, a locked database, another workstation keeping the
+    same pump's forecast at the same moment, a pump deleted since) the next read computes
+    them again, so a failure is logged and nothing else."""
     now = context.now()
     holding = [c for c in computed if c.holds_at(now)]
     if not holding:
@@ -1050,7 +1052,7 @@ def keep_forecasts(context: ServiceContext, computed: ComputedForecasts) -> None
     try:
         with context.unit_of_work() as session:
             store_forecasts(session, holding, now)
-    except ServiceError as error:
+    except (ServiceError, IntegrityError) as error:
         log.info("forecasts not kept (%d pumps): %s", len(holding), error)
 
 

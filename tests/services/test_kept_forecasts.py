@@ -429,3 +429,18 @@ def test_a_kept_forecast_that_cannot_be_written_is_only_logged(
     result = fresh_alerts(services, nurse)
     assert result.rows and kept(services) == {}
     assert "forecasts not kept" in caplog.text
+
+
+def test_a_forecast_for_a_pump_gone_since_is_only_logged(
+    services: Services, nurse: Actor, pump: int, caplog
+) -> None:
+    """Keeping forecasts never fails a read: here the pump is no longer there (another
+    workstation keeping the same pump's forecast at the same moment fails the same way)."""
+    caplog.set_level(logging.INFO, logger="pumpclinic.alerts")
+    forecast = fresh_forecast(services, nurse, pump)
+    assert forecast is not None
+    now = services.context.now()
+    gone = alerts_module.ComputedForecast(pump + 1000, "v0:x", 0, now, None, forecast)
+    keep_forecasts(services.context, [gone])
+    assert "forecasts not kept" in caplog.text
+    assert set(kept(services)) == {pump}
