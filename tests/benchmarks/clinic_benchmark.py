@@ -185,6 +185,32 @@ def database_size_mb(path: Path) -> float:
     return (path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)) / 1e6
 
 
+def database_size_by_part(path: Path) -> dict[str, Any]:
+    """Where the bytes are, in MB (10^6 bytes): the audit log with its indexes, and the rest
+    (clinical tables, catalogs, settings and their indexes), from SQLite's page statistics."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = connection.execute(
+            "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"
+        ).fetchall()
+        audit_objects = {
+            str(name)
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_schema WHERE tbl_name = 'audit_log'"
+            )
+        }
+    finally:
+        connection.close()
+    audit_bytes = sum(int(size) for name, size in rows if name in audit_objects)
+    other_bytes = sum(int(size) for name, size in rows if name not in audit_objects)
+    largest = {str(name): round(int(size) / 1e6, 1) for name, size in rows[:8]}
+    return {
+        "audit_log_with_indexes": round(audit_bytes / 1e6, 1),
+        "everything_else": round(other_bytes / 1e6, 1),
+        "largest_objects": largest,
+    }
+
+
 def clinic_size(path: Path) -> dict[str, int]:
     tables = {
         "patients": "patients",
@@ -373,6 +399,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         [database_size_mb(path)],
         budget=150,
     )
+    size_by_part = database_size_by_part(path)
     size = clinic_size(path)
 
     reference = load_reference()
@@ -415,6 +442,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "measurements": {name: m.report() for name, m in measurements.items()},
         "baselines": {name: m.baseline_of for name, m in measurements.items() if m.baseline_of},
         "cold_start_steps_median_ms": steps,
+        "database_size_by_part_mb": size_by_part,
     }
 
 
