@@ -70,7 +70,7 @@ class RowTableModel(QAbstractTableModel, Generic[RowT]):
     def sort_key(self, row: int, column: int) -> Any:
         """What orders row ``row`` by ``column``: comparable with the column's other keys."""
         value = self.data(self.index(row, column), Qt.ItemDataRole.DisplayRole)
-        return value.casefold() if isinstance(value, str) else str(value or "")
+        return value.casefold() if isinstance(value, str) else ("" if value is None else str(value))
 
 
 class CheckListModel(QAbstractListModel):
