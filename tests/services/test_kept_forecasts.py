@@ -22,7 +22,7 @@ from pumpclinic.services.context import Actor
 from pumpclinic.services.demo import DEMO_USERS, create_demo_clinic
 from pumpclinic.services.refills import DoubleCheck, RefillInput
 from tests.conftest import PASSWORDS
-from tests.services.refill_fixtures import implanted_patient
+from tests.services.refill_fixtures import implanted_patient, record_checked
 
 
 @pytest.fixture
@@ -134,7 +134,8 @@ def test_a_recorded_refill_replaces_the_kept_forecast(
     first = kept(services)[pump_id]
     clock.advance(days=16)  # Sat 12 Dec: overdue
     assert [r.kind.value for r in fresh_alerts(services, nurse).rows] == ["refill_overdue"]
-    services.refills.record_refill(
+    record_checked(
+        services,
         nurse,
         RefillInput(
             pump_id=pump_id,
