@@ -28,7 +28,7 @@ from pumpclinic.services.context import Actor
 from pumpclinic.services.demo import DEMO_USERS, create_demo_clinic
 from pumpclinic.services.refills import DoubleCheck, RefillInput
 from tests.conftest import PASSWORDS, FixedClock
-from tests.services.refill_fixtures import implanted_patient
+from tests.services.refill_fixtures import implanted_patient, record_checked
 
 
 @pytest.fixture
@@ -177,7 +177,8 @@ def test_a_recorded_refill_replaces_the_kept_forecast(
     clock.advance(days=16)  # Sat 12 Dec: overdue
     assert [r.kind.value for r in fresh_alerts(services, nurse).rows] == ["refill_overdue"]
     first = kept(services)[pump]
-    services.refills.record_refill(
+    record_checked(
+        services,
         nurse,
         RefillInput(
             pump_id=pump,
@@ -358,8 +359,8 @@ def test_a_kept_forecast_holds_only_for_times_with_the_same_rows_in_force(
         volume_added_ml=20.0,
         dose_mcg_per_day=400.0,
     )
-    services.refills.record_refill(
-        nurse, refill, DoubleCheck("carl", PASSWORDS[Role.CLINICIAN], 2000, 400)
+    record_checked(
+        services, nurse, refill, DoubleCheck("carl", PASSWORDS[Role.CLINICIAN], 2000, 400)
     )
     assert fresh_alerts(services, nurse).rows == ()
     kept_now = kept(services)[pump]
