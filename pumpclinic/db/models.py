@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from pumpclinic.db import triggers
 from pumpclinic.db.types import UTCDateTime
 from pumpclinic.domain.alerts import ContactMethod, ContactOutcome
 from pumpclinic.domain.enums import (
@@ -744,17 +745,24 @@ class AuditChainHead(Base):
 
 
 class PumpForecast(Base):
-    """A pump's forecast from its latest fill, kept with the exact inputs it was computed
-    from (``inputs``: the fill, the programs since, the pump, the catalog values and the
-    clinic calendar, in one canonical text). Derived data only: it is used when the inputs
-    read now are the same text, and computed afresh (and replaced) otherwise."""
+    """A pump's forecast from its latest fill, kept to be reused by the next reads.
+
+    Derived data only. It holds for ``as_of`` from ``inputs_from`` (the pump's latest fill
+    or program change at or before the time it was computed for) up to ``inputs_until``
+    (its next one after that time, if any), while ``inputs`` — the arithmetic's version and
+    a digest of the calendar and catalog values — is the same and ``input_revision`` is
+    still the pump's revision in ``pump_input_revisions``. The database's triggers
+    (``pumpclinic.db.triggers``) delete it when the pump's rows change."""
 
     __tablename__ = "pump_forecasts"
 
     pump_id: Mapped[int] = mapped_column(
         ForeignKey("implanted_pumps.id", ondelete="CASCADE"), primary_key=True
     )
-    inputs: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[str] = mapped_column(String(64))
+    input_revision: Mapped[int] = mapped_column(Integer)
+    inputs_from: Mapped[dt.datetime]
+    inputs_until: Mapped[dt.datetime | None]
     daily_volume_ml: Mapped[float] = mapped_column(Float)
     alarm_at: Mapped[dt.datetime | None]
     empty_at: Mapped[dt.datetime | None]
@@ -762,3 +770,19 @@ class PumpForecast(Base):
     refill_due: Mapped[dt.date | None] = mapped_column(Date)
     days_to_alarm: Mapped[float | None] = mapped_column(Float)
     computed_at: Mapped[dt.datetime]
+
+
+class PumpInputRevision(Base):
+    """How many times the rows a pump's forecast is computed from (its fills, programs,
+    flex steps and the pump itself) have changed: counted by the database's triggers, in
+    the writer's transaction, whoever writes. No row: none since the triggers exist."""
+
+    __tablename__ = "pump_input_revisions"
+
+    pump_id: Mapped[int] = mapped_column(
+        ForeignKey("implanted_pumps.id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+
+
+triggers.attach(Base.metadata)

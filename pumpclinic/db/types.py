@@ -37,8 +37,7 @@ def from_stored(value: object) -> dt.datetime:
     (SQLite), ISO text (SQLite databases written before 0006, or a literal), or a datetime
     (PostgreSQL)."""
     if type(value) is int:
-        seconds, microseconds = divmod(value, _MICROSECONDS_PER_SECOND)
-        return _EPOCH + dt.timedelta(seconds=seconds, microseconds=microseconds)
+        return _EPOCH + dt.timedelta(microseconds=value)
     parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
     if not isinstance(parsed, dt.datetime):
         raise TypeError(f"expected a stored datetime, got {value!r}")

@@ -696,6 +696,14 @@ def screening_alert(
 # --- Words ---------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
+def _day_text(day: dt.date, this_year: int) -> str:
+    """ "Tue 15 Dec", with the year when it is not this one (a whole clinic's list names the
+    same few weeks of days again and again)."""
+    text = f"{day:%a} {day.day} {day:%b}"
+    return text if day.year == this_year else f"{text} {day.year}"
+
+
 class _Words:
     """Times in plain words relative to ``as_of``, in the clinic's zone."""
 
@@ -705,8 +713,7 @@ class _Words:
         self.today = as_of.astimezone(zone).date()
 
     def day(self, day: dt.date) -> str:
-        text = f"{day:%a} {day.day} {day:%b}"
-        return text if day.year == self.today.year else f"{text} {day.year}"
+        return _day_text(day, self.today.year)
 
     def moment(self, at: dt.datetime) -> str:
         local = at.astimezone(self.zone)

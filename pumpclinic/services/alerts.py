@@ -1,10 +1,15 @@
 """The alert worklist: every implanted pump's alerts as of a time, and the work done on them.
 
-The whole clinic is read in a constant number of indexed queries of the latest events —
-the latest fill per pump that no later entry corrects, the programs since that fill, the next
-booked refill per patient, the last contact attempt per patient, the active screening trials
-— never a query per pump and never a pump's whole history. The alerts themselves are computed
-by ``pumpclinic.domain.alerts``, so an alert closes by itself when the refill is recorded.
+The whole clinic is read in a constant number of indexed queries — every implanted pump
+with the forecast kept for it where one still holds, the next booked refill per patient, the
+last contact attempt per patient, the active screening trials — never a query per pump and
+never a pump's whole history. Only the pumps without a kept forecast that holds (a refill or
+a program since, a catalog or calendar change) have their latest events read — the latest
+fill that no later entry corrects and the programs since — and their forecast computed and
+kept. The database's triggers (``pumpclinic.db.triggers``) make sure that no change to a
+pump's rows, whoever writes it, leaves a kept forecast behind. The alerts themselves are
+computed by ``pumpclinic.domain.alerts``, so an alert closes by itself when the refill is
+recorded.
 
 Staff (front desk) may see and work the list — log contact attempts, set do-not-contact, book
 — without clinical editing rights.
@@ -18,10 +23,10 @@ import hashlib
 import logging
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -31,6 +36,7 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    false,
     func,
     insert,
     or_,
@@ -38,8 +44,10 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from pumpclinic.db import triggers
 from pumpclinic.db.models import (
     ACTIVE_REFILL_BOOKING,
     Appointment,
@@ -51,6 +59,7 @@ from pumpclinic.db.models import (
     Patient,
     PatientContact,
     PumpForecast,
+    PumpInputRevision,
     PumpModel,
     Refill,
     ScreeningTrial,
@@ -246,21 +255,22 @@ class _PatientInfo:
 
 @dataclass(slots=True)
 class _PumpRow:
-    """One implanted pump, its latest fill, the raw rows of the programs since, and the
-    forecast kept for it (with the inputs it was computed from), if any."""
+    """One implanted pump, its latest fill and the raw rows of the programs since, read to
+    compute its forecast (when no kept forecast holds), with the pump's input revision."""
 
     pump_id: int
     patient_id: int
     pump_model_id: str
     reservoir_ml: float
     alarm_ml: float
-    battery_replace_by: dt.date | None
+    revision: int
+    # The pump's first fill or program change after "as of", if any.
+    next_change_at: dt.datetime | None
     fill_id: int | None
-    # As the database returns it (text on SQLite): parsed only when a forecast is computed.
+    # As the database returns it (an integer on SQLite): parsed only when computed.
     filled_at_raw: object
     volume_ml: float
     drug_product_id: str | None
-    kept: tuple[Any, ...] | None = None
     # (program id, effective from (raw), mcg/mL, mcg/day, bolus mcg, boluses/day, minute,
     # rate)
     program_rows: list[tuple[Any, ...]] = field(default_factory=list)
@@ -269,25 +279,37 @@ class _PumpRow:
     def filled_at(self) -> dt.datetime | None:
         return None if self.filled_at_raw is None else from_stored(self.filled_at_raw)
 
+    @property
+    def inputs_from(self) -> dt.datetime | None:
+        """The latest time of the fill and programs in force: from then until the next
+        change, the same rows are in force."""
+        if self.filled_at_raw is None:
+            return None
+        return from_stored(max([self.filled_at_raw, *(row[1] for row in self.program_rows)]))
 
-# The cache of forecasts: the same inputs always give the same forecast.
-ForecastMemo = dict[Hashable, Forecast]
-# Forecasts computed in an evaluation that the database did not keep: (pump id, inputs,
-# forecast), to be stored by ``store_forecasts``.
-ComputedForecasts = list[tuple[int, str, Forecast]]
+
+@dataclass(frozen=True, slots=True)
+class ComputedForecast:
+    """A forecast computed by a read, with what it holds for, to be kept by
+    ``store_forecasts``: the catalog and calendar (``inputs``), the pump's input revision,
+    and the span of "as of" times in which the pump's rows in force are the same."""
+
+    pump_id: int
+    inputs: str
+    revision: int
+    inputs_from: dt.datetime
+    inputs_until: dt.datetime | None
+    forecast: Forecast
+
+    def holds_at(self, at: dt.datetime) -> bool:
+        return self.inputs_from <= at and (self.inputs_until is None or at < self.inputs_until)
+
+
+ComputedForecasts = list[ComputedForecast]
 # Part of every kept forecast's inputs: a change to the forecast arithmetic must not reuse
 # forecasts kept by the earlier arithmetic. Raise it with any change to how forecasts are
 # computed.
-FORECAST_RULES_VERSION = 1
-
-
-def _raw_text(value: object) -> str:
-    """A stored datetime, unparsed, as canonical text for the inputs of a kept forecast."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dt.datetime):
-        return from_stored(value).isoformat(" ")
-    return repr(value)
+FORECAST_RULES_VERSION = 2
 
 
 # Ids per IN (...) list: well under the SQLite and PostgreSQL parameter limits.
@@ -330,11 +352,25 @@ def _raw(column: Any) -> Any:
     return type_coerce(column, String()).label(column.key)
 
 
-def latest_events_statement(as_of: dt.datetime) -> Executable:
-    """Every implanted pump with its latest fill and the programs since (one row per flex
-    step, or per program without steps): the program in force at the fill and every later
-    one up to ``as_of``, leaving out those set by a corrected refill. Driven by the pumps:
-    a handful of index seeks per pump, never a pump's whole history."""
+def _next_time(column: Any, pump_id: Any, as_of: dt.datetime) -> ScalarSelect[Any]:
+    """The pump's first ``column`` time after ``as_of`` (a fill or a program change)."""
+    return (
+        select(func.min(column))
+        .where(pump_id == ImplantedPump.id, column > as_of)
+        .correlate(ImplantedPump)
+        .scalar_subquery()
+    )
+
+
+def latest_events_statement(
+    as_of: dt.datetime, pump_ids: Sequence[int] | None = None
+) -> Executable:
+    """Every implanted pump (or those of ``pump_ids``) with its input revision, its latest
+    fill and the programs since (one row per flex step, or per program without steps): the
+    program in force at the fill and every later one up to ``as_of``, leaving out those set
+    by a corrected refill. Driven by the pumps: a handful of index seeks per pump, never a
+    pump's whole history. The revision is read in the same statement as the rows, so that
+    a forecast is never stamped with a revision newer than its rows."""
     fill = aliased(Refill)
     earlier = aliased(DoseProgram)
     in_force_from = (
@@ -349,25 +385,20 @@ def latest_events_statement(as_of: dt.datetime) -> Executable:
         .correlate(ImplantedPump, fill)
         .scalar_subquery()
     )
-    return (
+    statement = (
         select(
             ImplantedPump.id,
             ImplantedPump.patient_id,
             ImplantedPump.pump_model_id,
             ImplantedPump.reservoir_ml,
             ImplantedPump.low_reservoir_alarm_ml,
-            ImplantedPump.battery_replace_by,
+            func.coalesce(PumpInputRevision.revision, 0),
+            _next_time(Refill.performed_at, Refill.pump_id, as_of),
+            _next_time(DoseProgram.effective_from, DoseProgram.pump_id, as_of),
             fill.id,
             _raw(fill.performed_at),
             fill.volume_after_ml,
             fill.drug_product_id,
-            PumpForecast.inputs,
-            PumpForecast.daily_volume_ml,
-            _raw(PumpForecast.alarm_at),
-            _raw(PumpForecast.empty_at),
-            _raw(PumpForecast.stability_limit_at),
-            _raw(PumpForecast.refill_due),
-            PumpForecast.days_to_alarm,
             DoseProgram.id,
             _raw(DoseProgram.effective_from),
             DoseProgram.concentration_mcg_per_ml,
@@ -378,8 +409,8 @@ def latest_events_statement(as_of: dt.datetime) -> Executable:
             FlexStep.rate_mcg_per_day,
         )
         .select_from(ImplantedPump)
+        .outerjoin(PumpInputRevision, PumpInputRevision.pump_id == ImplantedPump.id)
         .outerjoin(fill, fill.id == _latest_fill_id(as_of))
-        .outerjoin(PumpForecast, PumpForecast.pump_id == ImplantedPump.id)
         .outerjoin(
             DoseProgram,
             and_(
@@ -392,6 +423,41 @@ def latest_events_statement(as_of: dt.datetime) -> Executable:
         .outerjoin(FlexStep, FlexStep.program_id == DoseProgram.id)
         .where(ImplantedPump.explanted_on.is_(None))
         .order_by(ImplantedPump.id, DoseProgram.effective_from, FlexStep.step_number)
+    )
+    if pump_ids is not None:
+        statement = statement.where(ImplantedPump.id.in_(pump_ids))
+    return statement
+
+
+def kept_forecasts_statement(as_of: dt.datetime, inputs: str | None) -> Executable:
+    """Every implanted pump with what the alerts need of it, and its kept forecast where
+    one holds as of ``as_of`` for these ``inputs`` and the pump's current input revision
+    (NULLs otherwise; none at all when ``inputs`` is None)."""
+    holds = and_(
+        PumpForecast.pump_id == ImplantedPump.id,
+        PumpForecast.inputs == inputs,
+        PumpForecast.input_revision == func.coalesce(PumpInputRevision.revision, 0),
+        PumpForecast.inputs_from <= as_of,
+        or_(PumpForecast.inputs_until.is_(None), PumpForecast.inputs_until > as_of),
+    )
+    return (
+        select(
+            ImplantedPump.id,
+            ImplantedPump.patient_id,
+            ImplantedPump.pump_model_id,
+            ImplantedPump.battery_replace_by,
+            PumpForecast.daily_volume_ml,
+            _raw(PumpForecast.alarm_at),
+            _raw(PumpForecast.empty_at),
+            _raw(PumpForecast.stability_limit_at),
+            PumpForecast.refill_due,
+            PumpForecast.days_to_alarm,
+        )
+        .select_from(ImplantedPump)
+        .outerjoin(PumpInputRevision, PumpInputRevision.pump_id == ImplantedPump.id)
+        .outerjoin(PumpForecast, holds if inputs is not None else false())
+        .where(ImplantedPump.explanted_on.is_(None))
+        .order_by(ImplantedPump.id)
     )
 
 
@@ -409,27 +475,38 @@ class _ClinicReader:
         local_day = as_of.astimezone(self.zone).date()
         self.day_start = dt.datetime.combine(local_day, dt.time(), tzinfo=self.zone)
 
-    def pumps(self) -> dict[int, _PumpRow]:
-        pumps: dict[int, _PumpRow] = {}
-        current: _PumpRow | None = None
-        for row in self.connection.execute(latest_events_statement(self.as_of)):
-            pump_id = row[0]
-            if current is None or current.pump_id != pump_id:
-                current = pumps[pump_id] = _PumpRow(
-                    pump_id=pump_id,
-                    patient_id=row[1],
-                    pump_model_id=row[2],
-                    reservoir_ml=row[3],
-                    alarm_ml=row[4],
-                    battery_replace_by=row[5],
-                    fill_id=row[6],
-                    filled_at_raw=row[7],
-                    volume_ml=row[8] if row[8] is not None else 0.0,
-                    drug_product_id=row[9],
-                    kept=None if row[10] is None else tuple(row[10:17]),
-                )
-            if row[17] is not None:
-                current.program_rows.append(tuple(row[17:]))
+    def implanted(self, inputs: str | None) -> list[tuple[Any, ...]]:
+        """Every implanted pump: (pump id, patient id, model, battery replace-by, and the
+        kept forecast's six values where one holds, else NULLs); see
+        ``kept_forecasts_statement``."""
+        rows = self.connection.execute(kept_forecasts_statement(self.as_of, inputs)).all()
+        return cast("list[tuple[Any, ...]]", rows)
+
+    def pumps(self, pump_ids: Sequence[int]) -> list[_PumpRow]:
+        """The pumps of ``pump_ids`` with their latest fill and the programs since."""
+        pumps: list[_PumpRow] = []
+        for start in range(0, len(pump_ids), _IN_CHUNK):
+            statement = latest_events_statement(self.as_of, pump_ids[start : start + _IN_CHUNK])
+            current: _PumpRow | None = None
+            for row in self.connection.execute(statement):
+                pump_id = row[0]
+                if current is None or current.pump_id != pump_id:
+                    current = _PumpRow(
+                        pump_id=pump_id,
+                        patient_id=row[1],
+                        pump_model_id=row[2],
+                        reservoir_ml=row[3],
+                        alarm_ml=row[4],
+                        revision=row[5],
+                        next_change_at=min((at for at in row[6:8] if at is not None), default=None),
+                        fill_id=row[8],
+                        filled_at_raw=row[9],
+                        volume_ml=row[10] if row[10] is not None else 0.0,
+                        drug_product_id=row[11],
+                    )
+                    pumps.append(current)
+                if row[12] is not None:
+                    current.program_rows.append(tuple(row[12:]))
         return pumps
 
     def pump_models(self) -> dict[str, tuple[float, float | None, float, int | None]]:
@@ -669,18 +746,20 @@ def forecast_inputs_prefix(
     return f"v{FORECAST_RULES_VERSION}:{digest}"
 
 
-def _kept_forecast(kept: tuple[Any, ...]) -> Forecast:
-    _inputs, daily_ml, alarm_at, empty_at, stability_at, refill_due, days_to_alarm = kept
-    return Forecast(
-        daily_volume_ml=daily_ml,
-        alarm_at=None if alarm_at is None else from_stored(alarm_at),
-        empty_at=None if empty_at is None else from_stored(empty_at),
-        stability_limit_at=None if stability_at is None else from_stored(stability_at),
-        refill_due=(
-            dt.date.fromisoformat(refill_due) if isinstance(refill_due, str) else refill_due
-        ),
-        days_to_alarm=days_to_alarm,
-    )
+def _kept_forecasts(pumps: Iterable[tuple[Any, ...]]) -> dict[int, Forecast]:
+    """The kept forecasts read with the pumps (see ``kept_forecasts_statement``)."""
+    kept: dict[int, Forecast] = {}
+    for pump_id, _patient, _model, _battery, daily_ml, alarm, empty, stability, due, days in pumps:
+        if daily_ml is not None:
+            kept[pump_id] = Forecast(
+                daily_volume_ml=daily_ml,
+                alarm_at=None if alarm is None else from_stored(alarm),
+                empty_at=None if empty is None else from_stored(empty),
+                stability_limit_at=None if stability is None else from_stored(stability),
+                refill_due=due,
+                days_to_alarm=days,
+            )
+    return kept
 
 
 def clinic_forecasts(
@@ -688,76 +767,45 @@ def clinic_forecasts(
     settings: ClinicSettingsData,
     models: Mapping[str, tuple[float, float | None, float, int | None]],
     stability_days: Mapping[str, int],
-    memo: ForecastMemo | None = None,
-    computed: ComputedForecasts | None = None,
 ) -> tuple[dict[int, Forecast], list[int]]:
-    """Each pump's forecast from its latest fill, and the pumps without one (no fill, no
-    program in force at it, or data the arithmetic refuses).
-
-    A forecast is reused only for exactly the same inputs: from ``memo`` (kept in the
-    process between evaluations; replaced by this evaluation's) or from the database's kept
-    forecast. The others are computed, and added to ``computed`` for the caller to keep."""
+    """Each pump's forecast computed from its latest fill, and the pumps without one (no
+    fill, no program in force at it, or data the arithmetic refuses)."""
     calendar = ClinicCalendar.from_settings(settings)
     margin_days = settings.refill_safety_margin_days
     zone = settings.zone
-    prefix = forecast_inputs_prefix(settings, models, stability_days)
     forecasts: dict[int, Forecast] = {}
     missing: list[int] = []
-    used: ForecastMemo = {}
     specs: dict[tuple[str, float, float], PumpSpec] = {}
     for pump in pumps:
-        if pump.filled_at_raw is None or not pump.program_rows:
+        filled_at = pump.filled_at
+        if filled_at is None or not pump.program_rows:
             missing.append(pump.pump_id)
             continue
-        stability = stability_days.get(pump.drug_product_id or "")
-        key = (
-            f"{prefix}|{pump.pump_model_id}|{pump.reservoir_ml!r}|{pump.alarm_ml!r}|"
-            f"{_raw_text(pump.filled_at_raw)}|{pump.volume_ml!r}|{stability}|"
-            + ";".join(
-                f"{row[0]},{_raw_text(row[1])},{row[2]!r},{row[3]!r},{row[4]!r},{row[5]},"
-                f"{row[6]},{row[7]!r}"
-                for row in pump.program_rows
-            )
-        )
-        found = memo.get(key) if memo is not None else None
-        if found is None and pump.kept is not None and pump.kept[0] == key:
-            found = _kept_forecast(pump.kept)
-        if found is None:
-            try:
-                spec_key = (pump.pump_model_id, pump.reservoir_ml, pump.alarm_ml)
-                spec = specs.get(spec_key)
-                if spec is None:
-                    accuracy, constant_flow, pocket_ml, _eri = models[pump.pump_model_id]
-                    spec = specs[spec_key] = PumpSpec(
-                        reservoir_ml=pump.reservoir_ml,
-                        low_reservoir_alarm_ml=pump.alarm_ml,
-                        flow_accuracy_pct=accuracy,
-                        constant_flow_ml_per_day=constant_flow,
-                        pocket_fill_warning_ml=pocket_ml,
-                    )
-                filled_at = pump.filled_at
-                assert filled_at is not None
-                found = fast_forecast(
-                    filled_at,
-                    pump.volume_ml,
-                    _programs(pump.program_rows),
-                    spec,
-                    calendar,
-                    margin_days=margin_days,
-                    stability_days=stability,
-                    zone=zone,
+        try:
+            spec_key = (pump.pump_model_id, pump.reservoir_ml, pump.alarm_ml)
+            spec = specs.get(spec_key)
+            if spec is None:
+                accuracy, constant_flow, pocket_ml, _eri = models[pump.pump_model_id]
+                spec = specs[spec_key] = PumpSpec(
+                    reservoir_ml=pump.reservoir_ml,
+                    low_reservoir_alarm_ml=pump.alarm_ml,
+                    flow_accuracy_pct=accuracy,
+                    constant_flow_ml_per_day=constant_flow,
+                    pocket_fill_warning_ml=pocket_ml,
                 )
-            except ValueError as error:  # stored data the arithmetic refuses
-                log.warning("pump %s: no forecast (%s)", pump.pump_id, error)
-                missing.append(pump.pump_id)
-                continue
-            if computed is not None:
-                computed.append((pump.pump_id, key, found))
-        used[key] = found
-        forecasts[pump.pump_id] = found
-    if memo is not None:
-        memo.clear()
-        memo.update(used)
+            forecasts[pump.pump_id] = fast_forecast(
+                filled_at,
+                pump.volume_ml,
+                _programs(pump.program_rows),
+                spec,
+                calendar,
+                margin_days=margin_days,
+                stability_days=stability_days.get(pump.drug_product_id or ""),
+                zone=zone,
+            )
+        except ValueError as error:  # stored data the arithmetic refuses
+            log.warning("pump %s: no forecast (%s)", pump.pump_id, error)
+            missing.append(pump.pump_id)
     return forecasts, missing
 
 
@@ -766,23 +814,26 @@ def store_forecasts(session: Session, computed: ComputedForecasts, at: dt.dateti
     for start in range(0, len(computed), _IN_CHUNK):
         chunk = computed[start : start + _IN_CHUNK]
         session.execute(
-            delete(PumpForecast).where(PumpForecast.pump_id.in_([row[0] for row in chunk]))
+            delete(PumpForecast).where(PumpForecast.pump_id.in_([c.pump_id for c in chunk]))
         )
         session.execute(
             insert(PumpForecast),
             [
                 {
-                    "pump_id": pump_id,
-                    "inputs": inputs,
-                    "daily_volume_ml": f.daily_volume_ml,
-                    "alarm_at": f.alarm_at,
-                    "empty_at": f.empty_at,
-                    "stability_limit_at": f.stability_limit_at,
-                    "refill_due": f.refill_due,
-                    "days_to_alarm": f.days_to_alarm,
+                    "pump_id": c.pump_id,
+                    "inputs": c.inputs,
+                    "input_revision": c.revision,
+                    "inputs_from": c.inputs_from,
+                    "inputs_until": c.inputs_until,
+                    "daily_volume_ml": c.forecast.daily_volume_ml,
+                    "alarm_at": c.forecast.alarm_at,
+                    "empty_at": c.forecast.empty_at,
+                    "stability_limit_at": c.forecast.stability_limit_at,
+                    "refill_due": c.forecast.refill_due,
+                    "days_to_alarm": c.forecast.days_to_alarm,
                     "computed_at": at,
                 }
-                for pump_id, inputs, f in chunk
+                for c in chunk
             ],
         )
 
@@ -839,54 +890,104 @@ def read_alerts(
     reference: Reference,
     as_of: dt.datetime,
     *,
-    memo: ForecastMemo | None = None,
     computed: ComputedForecasts | None = None,
 ) -> AlertList:
     """The whole clinic's alerts as of ``as_of``, inside an open unit of work (no permission
     check: the caller has done it, or is the headless command reading a file it was given).
-    Forecasts not kept in the database are added to ``computed``."""
+    Forecasts computed because none was kept for them are added to ``computed``."""
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError("as_of must be timezone-aware")
     with paused_gc():
-        return _read_alerts(session, reference, as_of, memo, computed)
+        return _read_alerts(session, reference, as_of, computed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Clinic:
+    """Every implanted pump and its forecast, where it has one."""
+
+    # (pump id, patient id, model, battery replace-by, ...): see ``kept_forecasts_statement``
+    pumps: list[tuple[Any, ...]]
+    forecasts: dict[int, Forecast]
+    missing: list[int]
+    models: dict[str, tuple[float, float | None, float, int | None]]
+
+
+def _clinic(reader: _ClinicReader, computed: ComputedForecasts | None) -> _Clinic:
+    """The kept forecasts that hold, and the others computed (and added to ``computed``).
+
+    A kept forecast is trusted only while the triggers that delete it and count the
+    revisions of its pump's rows are in place: without them, every forecast is computed."""
+    models = reader.pump_models()
+    stability_days = reader.stability_days()
+    inputs: str | None = forecast_inputs_prefix(reader.settings, models, stability_days)
+    if not triggers.in_place(reader.connection):
+        log.warning("the kept-forecast triggers are missing: every forecast is computed")
+        inputs = None
+    pumps = reader.implanted(inputs)
+    forecasts = _kept_forecasts(pumps)
+    stale = [row[0] for row in pumps if row[0] not in forecasts]
+    missing: list[int] = []
+    if stale:
+        rows = reader.pumps(stale)
+        fresh, missing = clinic_forecasts(rows, reader.settings, models, stability_days)
+        forecasts.update(fresh)
+        if computed is not None and inputs is not None:
+            for pump in rows:
+                forecast = fresh.get(pump.pump_id)
+                since = pump.inputs_from
+                if forecast is not None and since is not None:
+                    computed.append(
+                        ComputedForecast(
+                            pump.pump_id,
+                            inputs,
+                            pump.revision,
+                            since,
+                            pump.next_change_at,
+                            forecast,
+                        )
+                    )
+    return _Clinic(pumps, forecasts, missing, models)
 
 
 def _read_alerts(
     session: Session,
     reference: Reference,
     as_of: dt.datetime,
-    memo: ForecastMemo | None,
     computed: ComputedForecasts | None,
 ) -> AlertList:
     reader = _ClinicReader(session, reference, as_of)
-    pumps = reader.pumps()
-    models = reader.pump_models()
+    clinic = _clinic(reader, computed)
+    pumps, forecasts, missing, models = (
+        clinic.pumps,
+        clinic.forecasts,
+        clinic.missing,
+        clinic.models,
+    )
     bookings = reader.next_bookings()
     doses = reader.screening_doses()
     settings = reader.settings
-    forecasts, missing = clinic_forecasts(
-        pumps.values(), settings, models, reader.stability_days(), memo, computed
-    )
     policy = AlertSettings(zone=settings.zone, due_soon_horizon_days=settings.due_soon_horizon_days)
+    no_model = (0.0, None, 0.0, None)
     # Risk flags only raise a severity, never make or close an alert: read the patients of
     # the alerts found, then raise theirs.
     alerts = evaluate(
         (
             PumpSituation(
-                patient_id=pump.patient_id,
-                pump_id=pump.pump_id,
-                forecast=forecasts.get(pump.pump_id),
-                next_booked_refill_at=bookings.get(pump.patient_id),
-                battery_replace_by=pump.battery_replace_by,
-                battery_notice_days=models.get(pump.pump_model_id, (0, None, 0, None))[3],
+                patient_id=patient_id,
+                pump_id=pump_id,
+                forecast=forecasts.get(pump_id),
+                next_booked_refill_at=bookings.get(patient_id),
+                battery_replace_by=battery_replace_by,
+                battery_notice_days=models.get(model_id, no_model)[3],
             )
-            for pump in pumps.values()
+            for pump_id, patient_id, model_id, battery_replace_by, *_kept in pumps
         ),
         doses,
         as_of,
         policy,
     )
-    missing_patients = {pumps[pump_id].patient_id for pump_id in missing}
+    patient_of = {row[0]: row[1] for row in pumps}
+    missing_patients = {patient_of[pump_id] for pump_id in missing}
     patients = reader.patients({alert.patient_id for alert in alerts} | missing_patients)
     alerts = apply_risk_flags(
         alerts, {patient_id: info.flags for patient_id, info in patients.items()}
@@ -917,9 +1018,9 @@ def _read_alerts(
         unforecastable=tuple(
             (
                 pump_id,
-                pumps[pump_id].patient_id,
-                patients[pumps[pump_id].patient_id].name,
-                patients[pumps[pump_id].patient_id].mrn,
+                patient_of[pump_id],
+                patients[patient_of[pump_id]].name,
+                patients[patient_of[pump_id]].mrn,
             )
             for pump_id in sorted(missing)
         ),
@@ -933,35 +1034,31 @@ def read_forecasts(
     *,
     computed: ComputedForecasts | None = None,
 ) -> dict[int, Forecast]:
-    """Every implanted pump's forecast from the same bulk reads as the alert list."""
+    """Every implanted pump's forecast from the same reads as the alert list."""
     with paused_gc():
-        reader = _ClinicReader(session, reference, as_of)
-        forecasts, _missing = clinic_forecasts(
-            reader.pumps().values(),
-            reader.settings,
-            reader.pump_models(),
-            reader.stability_days(),
-            computed=computed,
-        )
-    return forecasts
+        return _clinic(_ClinicReader(session, reference, as_of), computed).forecasts
 
 
 def keep_forecasts(context: ServiceContext, computed: ComputedForecasts) -> None:
-    """Store forecasts computed by a read, in a transaction of their own. Only derived data:
-    when it cannot be written (a read-only file, a locked database) the next read computes
+    """Store the forecasts a read computed that hold now (a read of another time keeps
+    nothing that does not), in a transaction of their own. Only derived data: when it
+    cannot be written (a read-only file, a locked database, another workstation keeping the
+    same pump's forecast at the same moment, a pump deleted since) the next read computes
     them again, so a failure is logged and nothing else."""
-    if not computed:
+    now = context.now()
+    holding = [c for c in computed if c.holds_at(now)]
+    if not holding:
         return
     try:
         with context.unit_of_work() as session:
-            store_forecasts(session, computed, context.now())
-    except ServiceError as error:
-        log.info("forecasts not kept (%d pumps): %s", len(computed), error)
+            store_forecasts(session, holding, now)
+    except (ServiceError, IntegrityError) as error:
+        log.info("forecasts not kept (%d pumps): %s", len(holding), error)
 
 
 def refresh_kept_forecasts(context: ServiceContext) -> int:
-    """Compute and keep every implanted pump's forecast that the database does not hold for
-    its current inputs (after a bulk load such as the demo clinic); returns how many."""
+    """Compute and keep every implanted pump's forecast that the database does not hold
+    (after a bulk load such as the demo clinic); returns how many were computed."""
     computed: ComputedForecasts = []
     with context.unit_of_work() as session:
         read_forecasts(session, context.reference, context.now(), computed=computed)
@@ -975,9 +1072,6 @@ def refresh_kept_forecasts(context: ServiceContext) -> int:
 class AlertService:
     def __init__(self, context: ServiceContext) -> None:
         self._ctx = context
-        # Forecasts by their inputs, kept between evaluations (the list is re-evaluated every
-        # minute while the app is open); the queries still run every time.
-        self._memo: ForecastMemo = {}
 
     # --- reading ----------------------------------------------------------------------
 
@@ -987,9 +1081,7 @@ class AlertService:
         at = self._ctx.now() if as_of is None else as_of
         computed: ComputedForecasts = []
         with self._ctx.unit_of_work() as session:
-            found = read_alerts(
-                session, self._ctx.reference, at, memo=self._memo, computed=computed
-            )
+            found = read_alerts(session, self._ctx.reference, at, computed=computed)
         keep_forecasts(self._ctx, computed)
         return found
 

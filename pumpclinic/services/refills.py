@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
 import math
+import secrets
+import threading
 import zoneinfo
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from sqlalchemy import select
@@ -29,6 +34,7 @@ from pumpclinic.domain.enums import (
     AppointmentStatus,
     AuditAction,
     ProgramMode,
+    Role,
     SpasticityOrigin,
 )
 from pumpclinic.domain.patients import age_in_years
@@ -63,6 +69,9 @@ CHILD_AGE_YEARS = 18
 # A refill recorded this far in the future is a typing error, not clock skew.
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 MATCH_TOLERANCE = 1e-6
+# How long a second person's confirmation stays good for the save it was given for.
+DOUBLE_CHECK_VALID_FOR = dt.timedelta(minutes=5)
+ASK_AGAIN = "ask the second nurse or clinician to confirm again"
 
 
 # --- read models ------------------------------------------------------------------------
@@ -210,6 +219,38 @@ class DoubleCheck:
     password: str
     concentration_mcg_per_ml: float | None
     dose_mcg_per_day: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DoubleCheckToken:
+    """A double check verified by ``RefillService.verify_double_check`` (the second person's
+    password, role, and that they are not the one recording): who checked, for whom, which
+    pump and patient, the values they typed, until when. Signed by the service that issued
+    it, so that no field can be changed, and good for one save."""
+
+    checker_user_id: int
+    recorder_user_id: int
+    pump_id: int
+    patient_id: int
+    concentration_mcg_per_ml: float | None
+    dose_mcg_per_day: float | None
+    expires_at: dt.datetime
+    nonce: str
+    signature: str = ""
+
+    def signed_text(self) -> bytes:
+        return json.dumps(
+            [
+                self.checker_user_id,
+                self.recorder_user_id,
+                self.pump_id,
+                self.patient_id,
+                self.concentration_mcg_per_ml,
+                self.dose_mcg_per_day,
+                self.expires_at.isoformat(),
+                self.nonce,
+            ]
+        ).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +427,11 @@ def _is_child(patient: Patient, today: dt.date) -> bool:
 class RefillService:
     def __init__(self, context: ServiceContext) -> None:
         self._ctx = context
+        # Double-check tokens are signed with a key of this service alone (never stored)
+        # and spent once: the nonces used, until their tokens expire.
+        self._token_key = secrets.token_bytes(32)
+        self._spent_tokens: dict[str, dt.datetime] = {}
+        self._spent_lock = threading.Lock()
 
     # --- reading ----------------------------------------------------------------------
 
@@ -524,15 +570,45 @@ class RefillService:
         """Everything the nurse must see before saving; raises ValidationFailed on bad input."""
         require(actor, Permission.RECORD_REFILLS)
         with self._ctx.unit_of_work() as session:
-            return self._preview(session, actor, data)
+            return self._preview(session, actor, data, self.load_pump(session, data.pump_id))
 
-    def record_refill(self, actor: Actor, data: RefillInput, check: DoubleCheck) -> RecordedRefill:
-        """Save a refill and its new program, after an independent double check."""
+    def verify_double_check(
+        self, actor: Actor, pump_id: int, check: DoubleCheck
+    ) -> DoubleCheckToken:
+        """The second person signs in (failed attempts counted, five lock the account) for
+        ``actor``'s refill of ``pump_id``; the token carries what they typed to
+        ``record_refill``, which compares it with the refill and takes it once, within
+        DOUBLE_CHECK_VALID_FOR."""
         require(actor, Permission.RECORD_REFILLS)
-        # The second person signs in before anything is written (counts failed attempts).
-        checker = self._double_checker(actor, check)
         with self._ctx.unit_of_work() as session:
-            preview = self._preview(session, actor, data)
+            patient_id = session.scalar(
+                select(ImplantedPump.patient_id).where(ImplantedPump.id == pump_id)
+            )
+        if patient_id is None:
+            raise NotFound(f"Pump {pump_id} does not exist.")
+        checker = self._double_checker(actor, check)
+        token = DoubleCheckToken(
+            checker_user_id=checker.user_id,
+            recorder_user_id=actor.user_id,
+            pump_id=pump_id,
+            patient_id=patient_id,
+            concentration_mcg_per_ml=check.concentration_mcg_per_ml,
+            dose_mcg_per_day=check.dose_mcg_per_day,
+            expires_at=self._ctx.now() + DOUBLE_CHECK_VALID_FOR,
+            nonce=secrets.token_hex(16),
+        )
+        return replace(token, signature=self._sign(token))
+
+    def record_refill(
+        self, actor: Actor, data: RefillInput, check: DoubleCheckToken
+    ) -> RecordedRefill:
+        """Save a refill and its new program, with the second person's double check (from
+        ``verify_double_check``): validate, save, audit and forecast, for this pump only."""
+        require(actor, Permission.RECORD_REFILLS)
+        with self._ctx.unit_of_work() as session:
+            pump = self.load_pump(session, data.pump_id)
+            checker = self._redeem(session, actor, pump, check)
+            preview = self._preview(session, actor, data, pump)
             errors = _double_check_errors(check, preview.new_program)
             if preview.needs_clinician and not (
                 can(actor, Permission.CHANGE_PROGRAM_BEYOND_BOUNDS)
@@ -553,7 +629,6 @@ class RefillService:
                 )
             if errors:
                 raise ValidationFailed(errors)
-            pump = self.load_pump(session, data.pump_id)
             drug = session.get(DrugProduct, data.drug_product_id)
             assert drug is not None  # checked in _preview
             now = self._ctx.now()
@@ -880,10 +955,9 @@ class RefillService:
         series = volume_series(
             fill.performed_at, fill.volume_after_ml, programs, spec, settings.zone, until=horizon
         )
+        corrected = {r.corrects_refill_id for r in pump.refills if r.corrects_refill_id}
         fills = tuple(
-            (r.performed_at, r.volume_after_ml)
-            for r in pump.refills
-            if r.id not in {x.corrects_refill_id for x in pump.refills}
+            (r.performed_at, r.volume_after_ml) for r in pump.refills if r.id not in corrected
         )
         return ReservoirView(
             now=now,
@@ -1004,8 +1078,64 @@ class RefillService:
             )
         return checker
 
-    def _preview(self, session: Session, actor: Actor, data: RefillInput) -> RefillPreview:
-        pump = self.load_pump(session, data.pump_id)
+    def _sign(self, token: DoubleCheckToken) -> str:
+        return hmac.new(self._token_key, token.signed_text(), hashlib.sha256).hexdigest()
+
+    def _redeem(
+        self, session: Session, actor: Actor, pump: ImplantedPump, token: DoubleCheckToken
+    ) -> Actor:
+        """The checker of a valid token for this save, which spends it; refused at the
+        double-check field when forged, expired, given for another save, or already used, or
+        when the checker may no longer check."""
+
+        def refuse(message: str) -> ValidationFailed:
+            return ValidationFailed([FieldError("double_check", message)])
+
+        if not isinstance(token, DoubleCheckToken) or not hmac.compare_digest(
+            token.signature, self._sign(token)
+        ):
+            raise refuse(f"The double check is not valid: {ASK_AGAIN}.")
+        now = self._ctx.now()
+        if now >= token.expires_at:
+            raise refuse(f"The double check has expired: {ASK_AGAIN}.")
+        if token.recorder_user_id != actor.user_id or token.checker_user_id == actor.user_id:
+            raise refuse(f"The double check was given to another user recording: {ASK_AGAIN}.")
+        if token.pump_id != pump.id or token.patient_id != pump.patient_id:
+            raise refuse(
+                "The double check was given for another patient's pump: ask the second nurse "
+                "or clinician to check this refill."
+            )
+        user = session.get(User, token.checker_user_id)
+        if user is None or not user.active:
+            raise refuse(
+                "Double check: the checker's account is no longer active; another nurse or "
+                "clinician must check."
+            )
+        if user.locked_until is not None and user.locked_until > now:
+            raise refuse(
+                f"Double check: {user.full_name}'s account is locked after failed sign-ins; "
+                "another nurse or clinician must check."
+            )
+        checker = Actor(
+            user_id=user.id, username=user.username, full_name=user.full_name, role=Role(user.role)
+        )
+        if not can(checker, Permission.RECORD_REFILLS):
+            raise refuse(
+                f"Double check: {checker.full_name} ({checker.role.label}) may not check a "
+                "refill; a nurse or clinician must."
+            )
+        with self._spent_lock:
+            self._spent_tokens = {
+                nonce: until for nonce, until in self._spent_tokens.items() if until > now
+            }
+            if token.nonce in self._spent_tokens:
+                raise refuse(f"The double check was already used for a save: {ASK_AGAIN}.")
+            self._spent_tokens[token.nonce] = token.expires_at
+        return checker
+
+    def _preview(
+        self, session: Session, actor: Actor, data: RefillInput, pump: ImplantedPump
+    ) -> RefillPreview:
         settings = read_settings(session)
         spec = pump_spec(pump)
         errors: list[FieldError] = []
@@ -1169,7 +1299,9 @@ def _check_volume(
         )
 
 
-def _double_check_errors(check: DoubleCheck, program: ProgramView) -> list[FieldError]:
+def _double_check_errors(
+    check: DoubleCheck | DoubleCheckToken, program: ProgramView
+) -> list[FieldError]:
     errors: list[FieldError] = []
     if check.concentration_mcg_per_ml is None or not math.isclose(
         check.concentration_mcg_per_ml, program.concentration_mcg_per_ml, abs_tol=MATCH_TOLERANCE

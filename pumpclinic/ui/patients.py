@@ -70,39 +70,61 @@ class PatientTableModel(RowTableModel[PatientRow]):
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
-        p = self._rows[index.row()]
-        column = index.column()
+        return self.cell(index.row(), index.column(), role)
+
+    def cell(self, row: int, column: int, role: int) -> object:
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return (
-                p.mrn,
-                p.display_name,
-                f"{p.date_of_birth:%d %b %Y} ({p.age_years} y)",
-                p.spasticity_origin.label,
-                p.diagnosis,
-                p.pump_status,
-                ", ".join(p.risk_flags) or "—",
-            )[column]
-        if role == Qt.ItemDataRole.UserRole:  # sort key
-            return (
-                p.mrn,
-                f"{p.family_name.casefold()}\t{p.given_name.casefold()}",
-                p.date_of_birth.isoformat(),
-                p.spasticity_origin.value,
-                p.diagnosis.casefold(),
-                p.pump_status.casefold(),
-                len(p.risk_flags),
-            )[column]
+            return self._text(self._rows[row], column)
+        if role == TextFilterProxy.SORT_ROLE:
+            return self.sort_key(row, column)
         if role == TextFilterProxy.SEARCH_ROLE:
-            return " ".join(
-                (p.mrn, p.family_name, p.given_name, p.diagnosis, p.pump_status)
-            ).casefold()
-        if role == Qt.ItemDataRole.ForegroundRole and column == 6 and p.risk_flags:
+            return self.search_text(row)
+        if role == Qt.ItemDataRole.ForegroundRole and column == 6 and self._rows[row].risk_flags:
             return QColor("#b3261e")
         return None
+
+    @staticmethod
+    def _text(p: PatientRow, column: int) -> str:
+        if column == 0:
+            return p.mrn
+        if column == 1:
+            return p.display_name
+        if column == 2:
+            return f"{p.date_of_birth:%d %b %Y} ({p.age_years} y)"
+        if column == 3:
+            return p.spasticity_origin.label
+        if column == 4:
+            return p.diagnosis
+        if column == 5:
+            return p.pump_status
+        return ", ".join(p.risk_flags) or "—"
+
+    def search_text(self, row: int) -> str:
+        """What the search matches: MRN, family and given name, diagnosis, pump status."""
+        p = self._rows[row]
+        return " ".join((p.mrn, p.family_name, p.given_name, p.diagnosis, p.pump_status)).casefold()
+
+    def sort_key(self, row: int, column: int) -> object:
+        p = self._rows[row]
+        if column == 0:
+            return p.mrn.casefold()
+        if column == 1:
+            return f"{p.family_name.casefold()}\t{p.given_name.casefold()}"
+        if column == 2:
+            return p.date_of_birth.isoformat()
+        if column == 3:
+            return p.spasticity_origin.value
+        if column == 4:
+            return p.diagnosis.casefold()
+        if column == 5:
+            return p.pump_status.casefold()
+        return len(p.risk_flags)
 
 
 class PatientsPage(QWidget):
     """The registry; Enter or a double-click opens the patient's own page in its place."""
+
+    FITTED_COLUMNS = (0, 2, 3)  # MRN, date of birth, origin
 
     def __init__(
         self, services: Services, actor: Actor, bus: DataBus, parent: QWidget | None = None
@@ -184,16 +206,18 @@ class PatientsPage(QWidget):
         header = self.table.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        # Short, fixed-format columns fit their contents (judged on the first 200 rows);
-        # the diagnosis takes whatever room is left, so nothing scrolls sideways.
+        # Short, fixed-format columns fit their contents (judged on the first 200 rows) when
+        # the list is loaded, not at each keystroke of a search; the diagnosis takes whatever
+        # room is left, so nothing scrolls sideways.
         header.setResizeContentsPrecision(200)
-        for column in (0, 2, 3):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         for column, width in ((1, 170), (5, 185), (6, 170)):
             self.table.setColumnWidth(column, width)
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.table.doubleClicked.connect(lambda _index: self.open_selected())
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        # A selected row that the search hides, or a reload, ends the selection silently.
+        self.proxy.layoutChanged.connect(self._selection_changed)
+        self.proxy.modelReset.connect(self._selection_changed)
         layout.addWidget(self.table, 1)
 
         QShortcut(QKeySequence.StandardKey.Find, self, self._focus_search)
@@ -214,6 +238,8 @@ class PatientsPage(QWidget):
         rows = guarded(self, lambda: self._services.patients.list_patients(self._actor))
         if rows is not None:
             self.model.set_rows(rows)
+            for column in self.FITTED_COLUMNS:
+                self.table.resizeColumnToContents(column)
         self._update_count()
 
     def _on_changed(self, entities: frozenset[str]) -> None:

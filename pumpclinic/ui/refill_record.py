@@ -1310,7 +1310,10 @@ class RecordRefillDialog(QDialog):
         )
         set_banner(self.mismatch_banner, [])
         try:
-            recorded = self._services.refills.record_refill(self._actor, self.collect(), check)
+            data = self.collect()
+            # The second person's password is verified at this click, then the refill saved.
+            token = self._services.refills.verify_double_check(self._actor, data.pump_id, check)
+            recorded = self._services.refills.record_refill(self._actor, data, token)
         except ValidationFailed as failure:
             mismatch = failure.for_field("check_concentration") or failure.for_field("check_dose")
             if mismatch:

@@ -314,3 +314,47 @@ def test_text_datetimes_of_an_older_sqlite_database_become_integers_and_back(
         ]
     assert back == [t if "." in t else f"{t}.000000" for t in texts]
     engine.dispose()
+
+
+def _triggers(engine) -> dict[str, str]:
+    """Each trigger (and, on PostgreSQL, trigger function) by name, as the database
+    describes it."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            rows = connection.execute(
+                text(
+                    "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t"
+                    " JOIN pg_class c ON c.oid = t.tgrelid"
+                    " WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
+                    " UNION ALL SELECT p.proname, p.prosrc FROM pg_proc p"
+                    " WHERE p.pronamespace = current_schema()::regnamespace"
+                )
+            ).all()
+        else:
+            rows = connection.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            ).all()
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def test_the_migrations_make_the_triggers_the_models_declare(
+    engine, test_databases, tmp_path
+) -> None:
+    """The kept-forecast triggers: those of the migrations are those ``create_all`` makes
+    from the models (pumpclinic.db.triggers), every one is in place — and a migration that
+    rebuilds one of their tables (SQLite's batch mode drops its triggers) is caught here."""
+    from pumpclinic.db import triggers
+
+    other_url = test_databases.new(tmp_path / "from-the-models.sqlite3")
+    other = make_engine(other_url)
+    try:
+        Base.metadata.create_all(other)
+        from_models = _triggers(other)
+    finally:
+        other.dispose()
+        test_databases.drop(other_url)
+    migrated = _triggers(engine)
+    assert migrated == from_models
+    assert set(triggers.trigger_names(engine.dialect.name)) <= set(migrated)
+    with engine.connect() as connection:
+        assert triggers.in_place(connection)

@@ -8,7 +8,7 @@ import datetime as dt
 from pumpclinic.domain.patients import PatientInput
 from pumpclinic.services.clinic import Services
 from pumpclinic.services.context import Actor
-from pumpclinic.services.refills import DoubleCheck, ImplantInput
+from pumpclinic.services.refills import DoubleCheck, ImplantInput, RecordedRefill, RefillInput
 from tests.conftest import NOW, PASSWORDS
 
 FILLED_AT = NOW - dt.timedelta(days=60)
@@ -16,6 +16,15 @@ FILLED_AT = NOW - dt.timedelta(days=60)
 
 def checker(role_password_key, username: str, concentration: float, dose: float) -> DoubleCheck:
     return DoubleCheck(username, PASSWORDS[role_password_key], concentration, dose)
+
+
+def record_checked(
+    services: Services, actor: Actor, data: RefillInput, check: DoubleCheck
+) -> RecordedRefill:
+    """A refill saved as the refill dialog saves it: the second person's double check
+    verified, then the refill recorded with the token it gives."""
+    token = services.refills.verify_double_check(actor, data.pump_id, check)
+    return services.refills.record_refill(actor, data, token)
 
 
 def implanted_patient(

@@ -30,7 +30,7 @@ from pumpclinic.services.demo import DEMO_USERS, create_demo_clinic
 from pumpclinic.services.errors import NotFound, PermissionDenied, ValidationFailed
 from pumpclinic.services.refills import DoubleCheck, RefillInput
 from tests.conftest import NOW, PASSWORDS
-from tests.services.refill_fixtures import implanted_patient
+from tests.services.refill_fixtures import implanted_patient, record_checked
 
 # The worked example pump (filled NOW − 60 days) is due Fri 11 Dec: stability (77 days)
 # ends Sun 13 Dec; the alarm sounds Sat 26 Dec.
@@ -191,7 +191,8 @@ def test_the_alert_closes_when_the_refill_is_recorded(
     assert refill_alerts(services, nurse, pump_id) == [AlertKind.REFILL_DUE_SOON]
     clock.advance(days=15)  # Sat 12 Dec
     assert refill_alerts(services, nurse, pump_id) == [AlertKind.REFILL_OVERDUE]
-    services.refills.record_refill(
+    record_checked(
+        services,
         nurse,
         RefillInput(
             pump_id=pump_id,

@@ -17,7 +17,7 @@ from pumpclinic.domain.patients import PatientInput
 from pumpclinic.services.errors import AuthenticationFailed, ValidationFailed
 from pumpclinic.services.refills import DoubleCheck, RefillInput
 from tests.conftest import NOW, PASSWORDS
-from tests.services.refill_fixtures import implanted_patient
+from tests.services.refill_fixtures import implanted_patient, record_checked
 
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=400),
@@ -177,7 +177,7 @@ def test_refill_input(
     assert preview.new_program.dose_mcg_per_day == data.dose_mcg_per_day
     check = DoubleCheck("carl", PASSWORDS[clinician.role], 2000, data.dose_mcg_per_day)
     try:
-        recorded = services.refills.record_refill(nurse, data, check)
+        recorded = record_checked(services, nurse, data, check)
     except ValidationFailed as failure:
         # Beyond the titration bounds a reason is given; an earlier save may have moved
         # the last fill past this time: both are clean refusals.

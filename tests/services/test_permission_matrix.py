@@ -20,7 +20,7 @@ from pumpclinic.services.errors import PermissionDenied, ValidationFailed
 from pumpclinic.services.refills import DoubleCheck, RefillInput
 from pumpclinic.services.screening import ObservationInput
 from tests.conftest import NOW, PASSWORDS
-from tests.services.refill_fixtures import implanted_patient
+from tests.services.refill_fixtures import implanted_patient, record_checked
 
 LONDON = zoneinfo.ZoneInfo("Europe/London")
 ROLES = (Role.NURSE, Role.CLINICIAN, Role.STAFF, Role.ADMIN)
@@ -81,7 +81,7 @@ def record_refill(world: World, actor: Actor) -> None:
         volume_added_ml=20.0,
         dose_mcg_per_day=400.0,
     )
-    world.services.refills.record_refill(actor, data, world.checker_for(actor))
+    record_checked(world.services, actor, data, world.checker_for(actor))
 
 
 def change_beyond_bounds(world: World, actor: Actor) -> None:
@@ -97,7 +97,7 @@ def change_beyond_bounds(world: World, actor: Actor) -> None:
         change_reason="Rebound spasticity",
     )
     nurse_check = DoubleCheck("olga", PASSWORDS[Role.NURSE], 2000, 600)
-    world.services.refills.record_refill(actor, data, nurse_check)
+    record_checked(world.services, actor, data, nurse_check)
 
 
 def plan_trial_for(world: World, mrn: str, actor: Actor) -> object:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -10,9 +11,9 @@ from sqlalchemy import func, select
 from pumpclinic.db.models import DoseProgram, Refill
 from pumpclinic.domain.enums import Role
 from pumpclinic.services.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
-from pumpclinic.services.refills import DoubleCheck, RefillInput
+from pumpclinic.services.refills import DoubleCheck, DoubleCheckToken, RefillInput, RefillService
 from tests.conftest import NOW, PASSWORDS
-from tests.services.refill_fixtures import FILLED_AT, implanted_patient
+from tests.services.refill_fixtures import FILLED_AT, implanted_patient, record_checked
 
 
 @pytest.fixture
@@ -81,8 +82,8 @@ def test_preview_reconciles_and_flags_the_worked_example(services, nurse, patien
 
 def test_record_refill_with_double_check(services, nurse, patient, clock) -> None:
     patient_id, pump_id = patient
-    recorded = services.refills.record_refill(
-        nurse, refill(pump_id, aspirated_residual_ml=7.6), clinician_check()
+    recorded = record_checked(
+        services, nurse, refill(pump_id, aspirated_residual_ml=7.6), clinician_check()
     )
     assert recorded.refill.double_checked_by == "carl"
     assert recorded.refill.performed_by == "nina"
@@ -100,13 +101,13 @@ def test_double_check_mismatch_blocks_and_saves_nothing(services, nurse, patient
     _patient_id, pump_id = patient
     before = count(services, Refill), count(services, DoseProgram)
     with pytest.raises(ValidationFailed) as caught:
-        services.refills.record_refill(
-            nurse, refill(pump_id), clinician_check(concentration=2000, dose=40)
+        record_checked(
+            services, nurse, refill(pump_id), clinician_check(concentration=2000, dose=40)
         )
     assert caught.value.for_field("check_dose")
     assert not caught.value.for_field("check_concentration")
     with pytest.raises(ValidationFailed) as caught:
-        services.refills.record_refill(nurse, refill(pump_id), clinician_check(concentration=500))
+        record_checked(services, nurse, refill(pump_id), clinician_check(concentration=500))
     assert caught.value.for_field("check_concentration")
     assert (count(services, Refill), count(services, DoseProgram)) == before
 
@@ -114,26 +115,164 @@ def test_double_check_mismatch_blocks_and_saves_nothing(services, nurse, patient
 def test_the_recorder_cannot_check_their_own_refill(services, nurse, patient) -> None:
     _patient_id, pump_id = patient
     own = DoubleCheck("nina", PASSWORDS[Role.NURSE], 2000, 400)
-    with pytest.raises(ValidationFailed, match="second person"):
-        services.refills.record_refill(nurse, refill(pump_id), own)
+    with pytest.raises(ValidationFailed, match="second person") as caught:
+        services.refills.verify_double_check(nurse, pump_id, own)
+    assert caught.value.for_field("double_check")
 
 
 def test_wrong_checker_password_is_refused(services, nurse, patient) -> None:
     _patient_id, pump_id = patient
+    before = count(services, Refill)
     with pytest.raises(AuthenticationFailed):
-        services.refills.record_refill(
-            nurse, refill(pump_id), DoubleCheck("carl", "wrong-pass-1", 2000, 400)
+        services.refills.verify_double_check(
+            nurse, pump_id, DoubleCheck("carl", "wrong-pass-1", 2000, 400)
         )
+    assert count(services, Refill) == before
 
 
 def test_staff_cannot_check_or_record(services, nurse, staff, patient) -> None:
     _patient_id, pump_id = patient
     with pytest.raises(PermissionDenied):
-        services.refills.record_refill(staff, refill(pump_id), clinician_check())
+        services.refills.verify_double_check(staff, pump_id, clinician_check())
+    token = services.refills.verify_double_check(nurse, pump_id, clinician_check())
+    with pytest.raises(PermissionDenied):
+        services.refills.record_refill(staff, refill(pump_id), token)
     with pytest.raises(ValidationFailed, match="may not check"):
-        services.refills.record_refill(
-            nurse, refill(pump_id), DoubleCheck("stef", PASSWORDS[Role.STAFF], 2000, 400)
+        services.refills.verify_double_check(
+            nurse, pump_id, DoubleCheck("stef", PASSWORDS[Role.STAFF], 2000, 400)
         )
+
+
+# --- the double check verified once, then taken by the save --------------------------------
+
+
+def refused_at_double_check(services, actor, data, token, words: str) -> None:
+    before = count(services, Refill), count(services, DoseProgram)
+    with pytest.raises(ValidationFailed) as caught:
+        services.refills.record_refill(actor, data, token)
+    messages = caught.value.for_field("double_check")
+    assert messages and words in messages[0], caught.value.errors
+    assert (count(services, Refill), count(services, DoseProgram)) == before
+
+
+def test_the_double_check_is_good_for_five_minutes(services, nurse, patient, clock) -> None:
+    _patient_id, pump_id = patient
+    token = services.refills.verify_double_check(nurse, pump_id, clinician_check())
+    clock.advance(minutes=4, seconds=59)
+    assert services.refills.record_refill(nurse, refill(pump_id), token).refill.id
+
+
+def test_an_expired_double_check_is_refused(services, nurse, patient, clock) -> None:
+    _patient_id, pump_id = patient
+    token = services.refills.verify_double_check(nurse, pump_id, clinician_check())
+    clock.advance(minutes=5)
+    refused_at_double_check(
+        services,
+        nurse,
+        refill(pump_id),
+        token,
+        "The double check has expired: ask the second nurse or clinician to confirm again.",
+    )
+
+
+def test_a_double_check_is_taken_once(services, nurse, patient) -> None:
+    _patient_id, pump_id = patient
+    token = services.refills.verify_double_check(nurse, pump_id, clinician_check())
+    first = services.refills.record_refill(nurse, refill(pump_id), token)
+    correction = refill(pump_id, volume_added_ml=18.0, corrects_refill_id=first.refill.id)
+    refused_at_double_check(services, nurse, correction, token, "already used")
+
+
+def test_a_double_check_is_for_its_pump_and_patient(services, nurse, clinician, patient) -> None:
+    _patient_id, pump_id = patient
+    _other_patient, other_pump = implanted_patient(services, nurse, clinician, mrn="RIV-000200")
+    token = services.refills.verify_double_check(nurse, pump_id, clinician_check())
+    refused_at_double_check(services, nurse, refill(other_pump), token, "another patient's pump")
+    # Refused, not taken: it still serves the refill it was given for.
+    assert services.refills.record_refill(nurse, refill(pump_id), token).refill.id
+
+
+def test_a_double_check_is_for_the_values_checked(services, nurse, patient) -> None:
+    _patient_id, pump_id = patient
+    token = services.refills.verify_double_check(nurse, pump_id, clinician_check(dose=400))
+    with pytest.raises(ValidationFailed) as caught:
+        services.refills.record_refill(nurse, refill(pump_id, dose_mcg_per_day=380.0), token)
+    assert caught.value.for_field("check_dose")
+    assert not caught.value.for_field("check_concentration")
+    # The values in a token cannot be changed to fit.
+    token = services.refills.verify_double_check(nurse, pump_id, clinician_check(dose=400))
+    edited = replace(token, dose_mcg_per_day=380.0)
+    refused_at_double_check(
+        services, nurse, refill(pump_id, dose_mcg_per_day=380.0), edited, "not valid"
+    )
+
+
+def test_a_double_check_is_for_the_user_recording(services, nurse, admin, patient) -> None:
+    _patient_id, pump_id = patient
+    from tests.conftest import _user
+
+    olga = _user(services, admin, Role.NURSE, "olga", "Olga Other-Nurse")
+    token = services.refills.verify_double_check(nurse, pump_id, clinician_check())
+    refused_at_double_check(services, olga, refill(pump_id), token, "another user recording")
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda token, clinician: replace(token, checker_user_id=clinician.user_id + 1),
+        lambda token, clinician: replace(token, expires_at=token.expires_at + dt.timedelta(days=1)),
+        lambda token, clinician: replace(token, signature="0" * 64),
+        lambda token, clinician: DoubleCheckToken(
+            checker_user_id=clinician.user_id,
+            recorder_user_id=token.recorder_user_id,
+            pump_id=token.pump_id,
+            patient_id=token.patient_id,
+            concentration_mcg_per_ml=2000,
+            dose_mcg_per_day=400,
+            expires_at=token.expires_at,
+            nonce="made-up",
+        ),
+    ],
+)
+def test_a_forged_double_check_is_refused(services, nurse, clinician, patient, forge) -> None:
+    _patient_id, pump_id = patient
+    token = services.refills.verify_double_check(nurse, pump_id, clinician_check())
+    refused_at_double_check(
+        services,
+        nurse,
+        refill(pump_id),
+        forge(token, clinician),
+        "The double check is not valid: ask the second nurse or clinician to confirm again.",
+    )
+
+
+def test_a_double_check_from_another_service_is_refused(services, nurse, patient) -> None:
+    _patient_id, pump_id = patient
+    elsewhere = RefillService(services.context)  # another process: its own signing key
+    token = elsewhere.verify_double_check(nurse, pump_id, clinician_check())
+    refused_at_double_check(services, nurse, refill(pump_id), token, "not valid")
+
+
+def test_the_checker_locked_or_disabled_since_cannot_be_the_check(
+    services, nurse, admin, clinician, patient
+) -> None:
+    _patient_id, pump_id = patient
+    token = services.refills.verify_double_check(nurse, pump_id, clinician_check())
+    for _ in range(5):  # five wrong passwords lock the account
+        with pytest.raises(AuthenticationFailed):
+            services.users.authenticate("carl", "wrong-pass-1")
+    refused_at_double_check(
+        services, nurse, refill(pump_id), token, "Dr Carl Clinician's account is locked"
+    )
+
+    from tests.conftest import _user
+
+    _user(services, admin, Role.NURSE, "olga", "Olga Other-Nurse")
+    olga_check = DoubleCheck("olga", PASSWORDS[Role.NURSE], 2000, 400)
+    token = services.refills.verify_double_check(nurse, pump_id, olga_check)
+    olga_id = next(u.id for u in services.users.list_users(admin) if u.username == "olga")
+    services.users.set_active(admin, olga_id, False)
+    refused_at_double_check(services, nurse, refill(pump_id), token, "no longer active")
 
 
 @pytest.mark.parametrize(
@@ -171,12 +310,13 @@ def test_a_change_beyond_titration_bounds_needs_a_clinician(
     assert "30 %" in (preview.titration_warning or "")
     nurse_check = DoubleCheck("olga", PASSWORDS[Role.NURSE], 2000, 600)
     with pytest.raises(ValidationFailed) as caught:
-        services.refills.record_refill(nurse, jump, nurse_check)
+        record_checked(services, nurse, jump, nurse_check)
     assert caught.value.for_field("dose_mcg_per_day")
     with pytest.raises(ValidationFailed) as caught:
-        services.refills.record_refill(nurse, jump, clinician_check(dose=600))
+        record_checked(services, nurse, jump, clinician_check(dose=600))
     assert caught.value.for_field("change_reason")
-    recorded = services.refills.record_refill(
+    recorded = record_checked(
+        services,
         nurse,
         refill(pump_id, dose_mcg_per_day=600.0, change_reason="Rebound spasticity, reviewed"),
         clinician_check(dose=600),
@@ -186,8 +326,9 @@ def test_a_change_beyond_titration_bounds_needs_a_clinician(
 
 def test_a_correction_is_a_new_entry_and_both_stay(services, nurse, patient) -> None:
     patient_id, pump_id = patient
-    first = services.refills.record_refill(nurse, refill(pump_id), clinician_check())
-    corrected = services.refills.record_refill(
+    first = record_checked(services, nurse, refill(pump_id), clinician_check())
+    corrected = record_checked(
+        services,
         nurse,
         refill(
             pump_id,
@@ -225,6 +366,4 @@ def test_zero_dose_is_a_clinicians_decision(services, nurse, admin, patient) -> 
     preview = services.refills.preview(nurse, stop)
     assert preview.needs_clinician and "withdrawal" in (preview.titration_warning or "")
     with pytest.raises(ValidationFailed):
-        services.refills.record_refill(
-            nurse, stop, DoubleCheck("olga", PASSWORDS[Role.NURSE], 2000, 0.0)
-        )
+        record_checked(services, nurse, stop, DoubleCheck("olga", PASSWORDS[Role.NURSE], 2000, 0.0))

@@ -36,7 +36,7 @@ from pumpclinic.ui.alerts import (
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.today import TodayAppointmentsModel, TodayPage
 from tests.conftest import NOW, PASSWORDS
-from tests.services.refill_fixtures import implanted_patient
+from tests.services.refill_fixtures import implanted_patient, record_checked
 
 # The worked example pump (20 mL at 0.2 mL/day, filled NOW − 60 days): due Fri 11 Dec,
 # alarm Sat 26 Dec 10:00, empty Tue 5 Jan 10:00 (UTC). On Sat 12 Dec it is overdue.
@@ -118,7 +118,8 @@ def test_staff_work_an_overdue_alert_until_the_refill_closes_it(
     assert row.alert.booked_at == dialog.result_row.starts_at
 
     # The refill is recorded (by a nurse, double-checked): the alert closes by itself.
-    services.refills.record_refill(
+    record_checked(
+        services,
         nurse,
         RefillInput(
             pump_id=pump_id,

@@ -20,7 +20,7 @@ from pumpclinic.ui.patient_page import (
 )
 from pumpclinic.ui.reservoir_chart import LINE, ReservoirChart
 from tests.conftest import NOW, PASSWORDS
-from tests.services.refill_fixtures import implanted_patient
+from tests.services.refill_fixtures import implanted_patient, record_checked
 
 
 @pytest.fixture
@@ -38,7 +38,8 @@ def open_page(qtbot, services, actor, patient_id: int, bus: DataBus | None = Non
 
 
 def record_refill(services, nurse, pump_id: int, aspirated_ml: float) -> None:
-    services.refills.record_refill(
+    record_checked(
+        services,
         nurse,
         RefillInput(
             pump_id=pump_id,

@@ -7,7 +7,9 @@ import datetime as dt
 import pytest
 from PySide6.QtCore import QDate, Qt
 
+from pumpclinic.domain.enums import SpasticityOrigin
 from pumpclinic.domain.patients import PatientInput
+from pumpclinic.services.patients import PatientRow
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.models import CheckListModel, TextFilterProxy
 from pumpclinic.ui.patients import PatientDialog, PatientsPage, PatientTableModel
@@ -199,3 +201,163 @@ def test_the_hourly_rate_is_written_one_way_everywhere(dose: float, text: str) -
     from pumpclinic.ui.widgets import per_hour_text
 
     assert per_hour_text(dose) == text
+
+
+# --- the search over the list: what it matches, and the order it keeps ---------------------
+
+
+def patient_row(
+    row_id: int,
+    mrn: str,
+    family: str,
+    given: str,
+    born: dt.date,
+    diagnosis: str,
+    pump_status: str = "No pump",
+) -> PatientRow:
+    return PatientRow(
+        id=row_id,
+        mrn=mrn,
+        family_name=family,
+        given_name=given,
+        date_of_birth=born,
+        age_years=dt.date(2026, 11, 26).year - born.year,
+        spasticity_origin=SpasticityOrigin.SPINAL,
+        diagnosis=diagnosis,
+        pump_status=pump_status,
+        risk_flags=(),
+    )
+
+
+REGISTRY = [
+    patient_row(1, "RIV-0101", "Baker", "Sam", dt.date(1970, 5, 5), "Multiple sclerosis"),
+    patient_row(2, "RIV-0102", "Abbott", "Lee", dt.date(2001, 5, 5), "Cerebral palsy"),
+    patient_row(3, "RIV-0103", "Carter", "Lee", dt.date(1950, 5, 5), "Stroke", "Prometra II 20 mL"),
+    patient_row(4, "GLA-7", "Bakewell", "Ann", dt.date(1988, 2, 14), "Transverse myelitis"),
+    patient_row(5, "RIV-0105", "Lindqvist", "Maja", dt.date(1962, 9, 1), "Spinal cord injury T4"),
+    patient_row(6, "RIV-106", "baker", "Lee", dt.date(1999, 1, 1), "Stroke", "SynchroMed II 40 mL"),
+]
+
+
+def shown_ids(proxy: TextFilterProxy) -> list[int]:
+    model = proxy.sourceModel()
+    rows = (proxy.mapToSource(proxy.index(r, 0)).row() for r in range(proxy.rowCount()))
+    return [model.row_at(row).id for row in rows]
+
+
+def expected_ids(text: str, column: int, descending: bool = False) -> list[int]:
+    """The rows a user expects for ``text``, worked out afresh from the registry."""
+    words = text.casefold().split()
+
+    def searched(p: PatientRow) -> str:
+        return f"{p.mrn} {p.family_name} {p.given_name} {p.diagnosis} {p.pump_status}".casefold()
+
+    keys = {
+        0: lambda p: p.mrn.casefold(),
+        1: lambda p: (p.family_name.casefold(), p.given_name.casefold()),
+        2: lambda p: p.date_of_birth,
+    }[column]
+    ordered = sorted(REGISTRY, key=keys, reverse=descending)
+    return [p.id for p in ordered if all(w in searched(p) for w in words)]
+
+
+@pytest.fixture
+def registry(qtmodeltester):
+    model = PatientTableModel()
+    proxy = TextFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.sort(1, Qt.SortOrder.AscendingOrder)
+    model.set_rows(REGISTRY)
+    qtmodeltester.check(proxy)  # and it keeps watching every change below
+    return proxy
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        ("riv-0105", [5]),  # MRN
+        ("riv-1", [6]),
+        ("gla", [4]),
+        ("lindqvist", [5]),  # family name
+        ("maja", [5]),  # given name
+        ("myelitis", [4]),  # diagnosis
+        ("prometra", [3]),  # pump / status
+        ("synchromed ii", [6]),
+        ("no pump", [1, 2, 4, 5]),
+        ("LEE STROKE", [3, 6]),  # every word, any case, any order
+        ("stroke lee", [3, 6]),
+        ("1970", []),  # the date of birth is not searched
+    ],
+)
+def test_the_search_matches_each_searched_field(registry, text: str, ids: list[int]) -> None:
+    registry.set_search_text(text)
+    assert sorted(shown_ids(registry)) == sorted(ids)
+    assert shown_ids(registry) == expected_ids(text, 1)
+
+
+def test_typing_deleting_and_replacing_the_search_keeps_the_sort_order(registry) -> None:
+    edits = ["b", "ba", "bak", "bake", "baker", "baker ", "baker l", "baker le", "baker lee"]
+    edits += [*reversed(edits[:-1]), "", "lee", "le", "l", "sam", "a", "ab", "b", ""]
+    for text in edits:
+        registry.set_search_text(text)
+        assert shown_ids(registry) == expected_ids(text, 1), text
+    registry.sort(2, Qt.SortOrder.DescendingOrder)
+    for text in ["s", "st", "str", "st", "s", "", "lee", ""]:
+        registry.set_search_text(text)
+        assert shown_ids(registry) == expected_ids(text, 2, descending=True), text
+    registry.sort(0, Qt.SortOrder.AscendingOrder)
+    registry.set_search_text("riv")
+    assert shown_ids(registry) == expected_ids("riv", 0)
+
+
+def test_a_reload_keeps_the_search_and_the_order(registry) -> None:
+    registry.set_search_text("lee")
+    model = registry.sourceModel()
+    newcomer = patient_row(7, "RIV-0107", "Aaronson", "Leeroy", dt.date(1980, 1, 1), "Stroke")
+    REGISTRY.append(newcomer)
+    try:
+        model.set_rows(REGISTRY)
+        assert shown_ids(registry) == expected_ids("lee", 1)
+        assert shown_ids(registry)[0] == 7
+    finally:
+        REGISTRY.remove(newcomer)
+
+
+def test_search_keystrokes_keep_the_selection_while_its_row_is_shown(
+    qtbot, page, services, nurse
+) -> None:
+    for mrn, family, given in [
+        ("RIV-1", "Abbott", "Lee"),
+        ("RIV-2", "Baker", "Sam"),
+        ("RIV-3", "Carter", "Lee"),
+        ("RIV-4", "Bakewell", "Ann"),
+    ]:
+        seed(services, nurse, mrn, family, given, "Stroke", dt.date(1970, 5, 5))
+    page.refresh()
+    assert page.proxy.index(3, 1).data() == "CARTER, Lee"  # in name order
+    page.table.selectRow(3)
+    carter = page.selected_patient_id()
+    assert carter is not None
+    qtbot.keyClicks(page.search, "le")
+    assert page.count_label.text() == "2 of 4 patients"
+    assert page.selected_patient_id() == carter
+    assert page.open_button.isEnabled()
+    qtbot.keyClick(page.search, Qt.Key.Key_Backspace)
+    qtbot.keyClick(page.search, Qt.Key.Key_Backspace)
+    assert page.count_label.text() == "4 patients"
+    assert page.selected_patient_id() == carter
+    qtbot.keyClicks(page.search, "bak")
+    assert [page.proxy.index(r, 1).data() for r in range(page.proxy.rowCount())] == [
+        "BAKER, Sam",
+        "BAKEWELL, Ann",
+    ]
+    assert page.selected_patient_id() is None  # Carter is no longer on the list
+    assert not page.open_button.isEnabled() and not page.edit_button.isEnabled()
+    page.search.clear()
+    assert page.proxy.rowCount() == 4
+    assert [page.proxy.index(r, 1).data() for r in range(4)] == [
+        "ABBOTT, Lee",
+        "BAKER, Sam",
+        "BAKEWELL, Ann",
+        "CARTER, Lee",
+    ]

@@ -36,7 +36,7 @@ from pumpclinic.ui.refill_record import (
     StepListModel,
 )
 from tests.conftest import NOW, PASSWORDS
-from tests.services.refill_fixtures import implanted_patient
+from tests.services.refill_fixtures import implanted_patient, record_checked
 
 LONDON = zoneinfo.ZoneInfo("Europe/London")
 LEFT = Qt.MouseButton.LeftButton
@@ -592,7 +592,8 @@ def test_a_correction_is_a_new_entry_pointing_at_the_old_one(
     qtbot, services, nurse, patient, bus
 ) -> None:
     patient_id, pump_id = patient
-    first = services.refills.record_refill(
+    first = record_checked(
+        services,
         nurse,
         RefillInput(
             pump_id=pump_id,
