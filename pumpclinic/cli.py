@@ -13,16 +13,19 @@ from collections.abc import Sequence
 from importlib import import_module
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import platformdirs
 
 from pumpclinic.commands import CommandError
-from pumpclinic.db.engine import sqlite_url
-from pumpclinic.domain.reference import Reference, ReferenceDataError
-from pumpclinic.reference_files import load_reference, resources_dir
-from pumpclinic.services.clinic import Services, open_clinic
 from pumpclinic.services.errors import ServiceError
+
+if TYPE_CHECKING:
+    from pumpclinic.domain.reference import Reference
+    from pumpclinic.services.clinic import Services
+
+# The database layer (SQLAlchemy, Alembic) and the headless commands are imported where they
+# are used: the GUI puts its first window on screen before it needs them.
 
 APP_NAME = "PumpClinic"
 EXIT_USAGE = 2
@@ -146,7 +149,7 @@ def _database(args: argparse.Namespace, demo: bool) -> tuple[str, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"--db {path}: cannot create its folder ({exc.strerror})") from exc
-    return sqlite_url(path), str(path)
+    return f"sqlite+pysqlite:///{path}", str(path)  # pumpclinic.db.engine.sqlite_url
 
 
 def _redact(url: str) -> str:
@@ -159,8 +162,40 @@ def _redact(url: str) -> str:
 
 
 def _open(args: argparse.Namespace, reference: Reference, demo: bool) -> Services:
+    from pumpclinic.services.clinic import open_clinic
+
     url, label = _database(args, demo)
     return open_clinic(url, reference, database_label=label)
+
+
+class _GuiOptionsOnly(Exception):
+    pass
+
+
+class _GuiParser(ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _GuiOptionsOnly(message)
+
+
+def _gui_arguments(argv: Sequence[str] | None) -> argparse.Namespace | None:
+    """The options when ``argv`` opens the application (no command, no --help), else None.
+
+    The application needs only the global options: it starts without importing the headless
+    commands (and the database layer they load). Anything else, errors included, goes to the
+    full parser.
+    """
+    parser = _GuiParser(prog="pumpclinic", add_help=False)
+    _add_database_options(parser, subcommand=False)
+    parser.add_argument("--demo", action="store_true")
+    parser.add_argument("--benchmark-startup", metavar="USERNAME")
+    try:
+        args, rest = parser.parse_known_args(argv)
+    except _GuiOptionsOnly:
+        return None
+    if rest:
+        return None
+    args.command = None
+    return args
 
 
 def _positive(name: str, value: int, high: int) -> int:
@@ -170,18 +205,33 @@ def _positive(name: str, value: int, high: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _gui_arguments(argv)
+    if args is None:
+        args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (CommandError, ServiceError, ReferenceDataError) as error:
+    except (CommandError, ServiceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:
+        if not _is_reference_data_error(error):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
 
+def _is_reference_data_error(error: BaseException) -> bool:
+    # Imported only when needed: the GUI's first window comes before the reference data.
+    from pumpclinic.domain.reference import ReferenceDataError
+
+    return isinstance(error, ReferenceDataError)
+
+
 def _run(args: argparse.Namespace) -> int:
+    from pumpclinic.reference_files import load_reference, resources_dir
+
     if args.command == "check-resources":
         folder = args.resources or resources_dir()
         reference = load_reference(folder)
@@ -255,54 +305,65 @@ def _run_gui(args: argparse.Namespace) -> int:
     report = StartupReport() if args.benchmark_startup else None
     if report is not None:
         report.mark("pyside6_imported")
-    from pumpclinic.ui.app import make_application, run_gui, show_startup_error
+    from pumpclinic.ui.app import (
+        OpenedClinic,
+        make_application,
+        run_gui,
+        run_timed_start,
+        show_startup_error,
+    )
     from pumpclinic.ui.errors import set_log_path
 
     if report is not None:
         report.mark("gui_imported")
     set_log_path(_setup_logging())
-    make_application()
-    if report is not None:
-        report.mark("qt_ready")
     try:
-        reference = load_reference()
-        services = _open(args, reference, demo=args.demo)
-    except (CliError, ServiceError, ReferenceDataError) as error:
-        # Started from a desktop there is no terminal to read: say it in a window too.
+        url, label = _database(args, args.demo)
+    except CliError as error:
+        make_application()
         show_startup_error(str(error))
         raise
+    opened: list[Services] = []
+
+    def open_clinic() -> OpenedClinic:
+        """Runs once the first window is on screen."""
+        from pumpclinic.domain.reference import ReferenceDataError
+        from pumpclinic.reference_files import load_reference
+        from pumpclinic.services.clinic import open_clinic
+
+        try:
+            services = open_clinic(url, load_reference(), database_label=label)
+        except (ServiceError, ReferenceDataError) as error:
+            # Started from a desktop there is no terminal to read: say it in a window too.
+            show_startup_error(str(error))
+            raise
+        opened.append(services)
+        if not args.demo:
+            return OpenedClinic(services)
+        from pumpclinic.services.demo import DEMO_USERS, create_demo_clinic, is_demo_populated
+        from pumpclinic.ui.login import demo_note
+
+        if not is_demo_populated(services.context):
+            create_demo_clinic(services.context)
+        nurse = next(u for u in DEMO_USERS if u.role.value == "nurse")
+        return OpenedClinic(services, (nurse.username, nurse.password), demo_note(DEMO_USERS))
+
     try:
         if report is not None:
-            report.mark("database_open")
-            actor = services.users.authenticate(
-                args.benchmark_startup, os.environ.get(PASSWORD_ENV, "")
-            )
-            report.mark("signed_in")
             # No backup here: it would start after the measured moment, and this run ends
             # there.
-            return run_gui(services, actor=actor, when_painted=report.finish, mark_step=report.mark)
-        backup_db = None if args.database_url else Path(services.context.database_label)
-        prefill: tuple[str, str] | None = None
-        note = ""
-        if args.demo:
-            from pumpclinic.services.demo import DEMO_USERS, create_demo_clinic, is_demo_populated
-            from pumpclinic.ui.login import demo_note
-
-            if not is_demo_populated(services.context):
-                create_demo_clinic(services.context)
-            nurse = next(u for u in DEMO_USERS if u.role.value == "nurse")
-            prefill = (nurse.username, nurse.password)
-            note = demo_note(DEMO_USERS)
+            password = os.environ.get(PASSWORD_ENV, "")
+            return run_timed_start(open_clinic, args.benchmark_startup, password, label, report)
         # The daily backup copies the whole database: it starts once the main window is on
         # screen, so that it never delays the clinic's first sight of its patients.
+        backup_db = None if args.database_url else Path(label)
         return run_gui(
-            services,
-            prefill,
-            note,
+            open_clinic,
             when_painted=(lambda: start_daily_backup(backup_db)) if backup_db else None,
         )
     finally:
-        services.close()
+        for services in opened:
+            services.close()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Parsing and validation are in ``pumpclinic.domain.reference``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from pumpclinic.domain.reference import (
@@ -23,16 +22,9 @@ from pumpclinic.domain.reference import (
     parse_pump_catalog,
     parse_screening_protocols,
 )
+from pumpclinic.resource_paths import RESOURCES_DIR, RESOURCES_ENV_VAR, resources_dir
 
-RESOURCES_ENV_VAR = "PUMPCLINIC_RESOURCES"
-# The shipped folder; resources_dir() applies the environment override.
-RESOURCES_DIR: Path = Path(__file__).resolve().parent.parent / "resources"
-
-
-def resources_dir() -> Path:
-    """``$PUMPCLINIC_RESOURCES`` if set and not empty, else the shipped ``RESOURCES_DIR``."""
-    override = os.environ.get(RESOURCES_ENV_VAR, "")
-    return Path(override) if override else RESOURCES_DIR
+__all__ = ["RESOURCES_DIR", "RESOURCES_ENV_VAR", "load_reference", "resources_dir"]
 
 
 def load_reference(directory: Path | None = None) -> Reference:

@@ -61,9 +61,11 @@ def main() -> None:
     window = MainWindow(services, nurse)
     window.resize(1280, 800)
     window.show()
+    window.page("patients")  # pages are built when first shown: this one now
     save(window, out / "patients.png")
     for key in ("today", "alerts", "refills", "screening"):
         window.show_page(key)
+        window.page(key)
         if key == "screening" and window.screening_page.board_model.rowCount():
             window.screening_page.table.selectRow(0)
         save(window, out / f"{key}.png")
@@ -85,6 +87,7 @@ def main() -> None:
     admin_window = MainWindow(services, admin)
     admin_window.resize(1280, 800)
     admin_window.show()
+    admin_window.page("admin")
     save(admin_window, out / "admin-users.png")
     admin_window.admin_page.show_tab("settings")
     save(admin_window, out / "admin-settings.png")

@@ -4,12 +4,16 @@ Patient data stay on screen in a shared consulting room only while someone is wo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QLineEdit, QWidget
 
-from pumpclinic.services.clinic import Services
-from pumpclinic.services.context import Actor
 from pumpclinic.ui.login import _FormDialog
+
+if TYPE_CHECKING:
+    from pumpclinic.services.clinic import Services
+    from pumpclinic.services.context import Actor
 
 _ACTIVITY = frozenset(
     {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -19,13 +20,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pumpclinic.domain.clinic import validate_settings
-from pumpclinic.services.clinic import Services
-from pumpclinic.services.context import Actor
-from pumpclinic.services.demo import DemoUser
 from pumpclinic.services.errors import AuthenticationFailed, ServiceError, ValidationFailed
 from pumpclinic.ui.errors import show_bug
 from pumpclinic.ui.widgets import FieldErrorLabels, banner, button, primary_button, set_banner
+
+if TYPE_CHECKING:
+    from pumpclinic.services.clinic import Services
+    from pumpclinic.services.context import Actor
+    from pumpclinic.services.demo import DemoUser
 
 
 def demo_note(users: Iterable[DemoUser]) -> str:
@@ -73,7 +75,10 @@ class _FormDialog(QDialog):
         self.errors = FieldErrorLabels()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(26, 22, 26, 18)
-        layout.addWidget(_heading(title, subtitle))
+        heading = _heading(title, subtitle)
+        self.title_label = heading.findChild(QLabel, "pageTitle")
+        self.subtitle_label = heading.findChild(QLabel, "pageSubtitle")
+        layout.addWidget(heading)
         self.error_banner = banner("dialogError")
         layout.addWidget(self.error_banner)
         self.form = QFormLayout()
@@ -167,6 +172,8 @@ class FirstRunDialog(_FormDialog):
             time_zone=self.time_zone.currentText().strip(),
         )
         # Check the clinic fields before the account exists, so nothing is half-made.
+        from pumpclinic.domain.clinic import validate_settings
+
         problems = [e for e in validate_settings(clinic) if e.field in {"clinic_name", "time_zone"}]
         if problems:
             raise ValidationFailed(problems)
@@ -178,9 +185,12 @@ class FirstRunDialog(_FormDialog):
 
 
 class LoginDialog(_FormDialog):
+    """Sign-in. Without ``services`` it comes on screen while the clinic database is being
+    opened: the fields take typing, and "Sign in" waits for ``set_clinic``."""
+
     def __init__(
         self,
-        services: Services,
+        services: Services | None,
         clinic_name: str,
         username: str = "",
         password: str = "",
@@ -188,8 +198,10 @@ class LoginDialog(_FormDialog):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(
-            f"Sign in — {clinic_name}",
-            note or "Sign in with your PumpClinic account.",
+            _sign_in_title(clinic_name),
+            "Opening the clinic database…"
+            if services is None
+            else note or "Sign in with your PumpClinic account.",
             "Sign in",
             parent,
         )
@@ -203,8 +215,34 @@ class LoginDialog(_FormDialog):
         self.add_field("Username", self.username, "username")
         self.add_field("Password", self.password, "password")
         (self.password if username else self.username).setFocus()
+        self.ok_button.setEnabled(services is not None)
+
+    def set_clinic(
+        self,
+        services: Services,
+        clinic_name: str,
+        username: str = "",
+        password: str = "",
+        note: str = "",
+    ) -> None:
+        """The clinic is open: name it and let the user sign in. What the user has typed
+        meanwhile is kept; a pre-filled account only fills empty fields."""
+        self._services = services
+        title = _sign_in_title(clinic_name)
+        self.setWindowTitle(title)
+        if self.title_label is not None:
+            self.title_label.setText(title)
+        if self.subtitle_label is not None:
+            self.subtitle_label.setText(note or "Sign in with your PumpClinic account.")
+        if username and not self.username.text() and not self.password.text():
+            self.username.setText(username)
+            self.password.setText(password)
+            self.password.setFocus()
+        self.ok_button.setEnabled(True)
 
     def perform(self) -> None:
+        if self._services is None:  # "Sign in" is not enabled before the clinic is open
+            raise ServiceError("The clinic database is still being opened: a moment, please.")
         try:
             self.actor = self._services.users.authenticate(
                 self.username.text(), self.password.text()
@@ -213,6 +251,10 @@ class LoginDialog(_FormDialog):
             self.password.clear()
             self.password.setFocus()
             raise
+
+
+def _sign_in_title(clinic_name: str) -> str:
+    return f"Sign in — {clinic_name}" if clinic_name else "Sign in — PumpClinic"
 
 
 class ChangePasswordDialog(_FormDialog):

@@ -1,10 +1,20 @@
-"""The main window: navigation on the left, one page at a time, who and where below."""
+"""The main window: navigation on the left, one page at a time, who and where below.
+
+It comes on screen in two steps, so that the clinic sees it at once: the frame (navigation,
+menus, status bar) needs nothing from the database, and ``start_session`` brings the
+signed-in user and the pages. Each page is built, with its data, the first time it is shown,
+behind a "Loading …" note in its place; the Alerts page is built once the first page is on
+screen, so that the navigation shows how many alerts there are.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, cast
 
-from PySide6.QtCore import Qt
+# Not the Qt namespace (its enums take a noticeable part of the first paint): the frame
+# does without it; the session and the pages import it.
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -18,19 +28,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from pumpclinic.domain.alerts import Severity
-from pumpclinic.services.clinic import Services
-from pumpclinic.services.context import Actor
-from pumpclinic.ui.admin import AdminPage
-from pumpclinic.ui.alerts import AlertsPage
-from pumpclinic.ui.booking import RefillsPage
 from pumpclinic.ui.bus import DataBus
 from pumpclinic.ui.errors import guarded
-from pumpclinic.ui.idle_lock import IdleTimer, UnlockDialog
-from pumpclinic.ui.login import ChangePasswordDialog
-from pumpclinic.ui.patients import PatientsPage
-from pumpclinic.ui.screening import ScreeningPage
-from pumpclinic.ui.today import TodayPage
+from pumpclinic.ui.startup import FirstPaint
+from pumpclinic.ui.widgets import page_header
+
+if TYPE_CHECKING:
+    from pumpclinic.services.clinic import Services
+    from pumpclinic.services.context import Actor
+    from pumpclinic.ui.admin import AdminPage
+    from pumpclinic.ui.alerts import AlertsPage
+    from pumpclinic.ui.booking import RefillsPage
+    from pumpclinic.ui.idle_lock import IdleTimer, UnlockDialog
+    from pumpclinic.ui.patients import PatientsPage
+    from pumpclinic.ui.screening import ScreeningPage
+    from pumpclinic.ui.today import TodayPage
 
 NAVIGATION = (
     ("today", "Today"),
@@ -40,23 +52,63 @@ NAVIGATION = (
     ("alerts", "Alerts"),
     ("admin", "Admin"),
 )
+_TITLES = dict(NAVIGATION)
+
+
+class PageLoading(QWidget):
+    """A page's place in the window until the page and its data are there."""
+
+    def __init__(self, key: str, title: str) -> None:
+        super().__init__()
+        self.setObjectName(f"{key}Loading")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 18, 24, 18)
+        layout.addWidget(page_header(title, f"Loading {title}…"))
+        layout.addStretch(1)
+
+
+class SigningIn(QWidget):
+    """The window's content while the password is checked and the clinic opened."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__()
+        self.setObjectName("signingIn")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 18, 24, 18)
+        layout.addWidget(page_header("PumpClinic", f"Signing in as {username}…"))
+        layout.addStretch(1)
 
 
 class MainWindow(QMainWindow):
+    """Given ``services`` and ``actor``, the window of that signed-in session; without them
+    (``signing_in_as`` a username) the frame alone, until ``start_session``.
+
+    ``content_ready`` is emitted once, when the first page shown with its data has been
+    painted; ``started`` once after that, when the Alerts page is built too and the
+    navigation shows the alert count: the end of start-up.
+    """
+
+    content_ready = Signal()
+    started = Signal()
+
     def __init__(
         self,
-        services: Services,
-        actor: Actor,
+        services: Services | None = None,
+        actor: Actor | None = None,
         bus: DataBus | None = None,
         parent: QWidget | None = None,
+        *,
+        signing_in_as: str = "",
+        database_label: str = "",
     ) -> None:
         super().__init__(parent)
+        if (services is None) != (actor is None):
+            raise ValueError("give both the services and the signed-in user, or neither")
         self.setObjectName("mainWindow")
-        self.services = services
-        self.actor = actor
+        self.services: Services | None = None
+        self.actor: Actor | None = None
         self.bus = bus or DataBus(self)
-        settings, _version = services.settings.get()
-        self.setWindowTitle(f"PumpClinic — {settings.clinic_name}")
+        self.setWindowTitle("PumpClinic")
         self.resize(1280, 800)
 
         central = self.central = QWidget()
@@ -71,7 +123,7 @@ class MainWindow(QMainWindow):
         sidebar_layout.setSpacing(0)
         brand = QLabel("PumpClinic")
         brand.setObjectName("brand")
-        self.clinic_label = QLabel(settings.clinic_name)
+        self.clinic_label = QLabel()
         self.clinic_label.setObjectName("brandSub")
         self.clinic_label.setWordWrap(True)
         sidebar_layout.addWidget(brand)
@@ -79,7 +131,6 @@ class MainWindow(QMainWindow):
         self.navigation = QListWidget()
         self.navigation.setObjectName("navigation")
         self.navigation.setAccessibleName("Navigation")
-        self.navigation.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         sidebar_layout.addWidget(self.navigation, 1)
         row.addWidget(sidebar)
 
@@ -89,56 +140,175 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.page_index: dict[str, int] = {}
+        self._built: dict[str, QWidget] = {}
+        self._build_queued: set[str] = set()
+        self._content_shown = False
+        self._first_paints: list[FirstPaint] = []
         for number, (key, title) in enumerate(NAVIGATION, start=1):
-            widget = self._make_page(key)
-            self.page_index[key] = self.pages.addWidget(widget)
+            self.page_index[key] = self.pages.addWidget(PageLoading(key, title))
             item = QListWidgetItem(title)
-            item.setData(Qt.ItemDataRole.UserRole, key)
             item.setToolTip(f"{title} (Ctrl+{number})")
             self.navigation.addItem(item)
-            action = QAction(self)
-            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
-            action.triggered.connect(lambda _checked=False, k=key: self.show_page(k))
-            self.addAction(action)
-        self.navigation.currentRowChanged.connect(self.pages.setCurrentIndex)
-        self._connect_pages()
+        self.signing_in = SigningIn(signing_in_as)
+        self.pages.addWidget(self.signing_in)
+        self.pages.setCurrentWidget(self.signing_in)
+        self.navigation.setEnabled(False)
+        self.navigation.currentRowChanged.connect(self._row_changed)
         self._build_menu()
-        self._build_status_bar(settings.time_zone)
+        self._build_status_bar(signing_in_as, database_label)
         self.bus.changed.connect(self._on_changed)
         self.unlock_dialog: UnlockDialog | None = None
+        self.idle_timer: IdleTimer | None = None
+        if services is not None and actor is not None:
+            self.start_session(services, actor)
+
+    def start_session(self, services: Services, actor: Actor) -> None:
+        """The user is signed in: show who, where, and the first page (built next)."""
+        from PySide6.QtCore import Qt
+
+        from pumpclinic.ui.idle_lock import IdleTimer
+
+        if self.services is not None:
+            raise RuntimeError("this window already has a session")
+        self.services = services
+        self.actor = actor
+        settings, _version = services.settings.get()
+        self.setWindowTitle(f"PumpClinic — {settings.clinic_name}")
+        self.clinic_label.setText(settings.clinic_name)
+        self.user_label.setText(f"Signed in: {actor.full_name} ({actor.username})")
+        self.role_label.setText(f"Role: {actor.role.label}")
+        self.database_label.setText(f"Database: {services.context.database_label}")
+        self._show_zone(settings.time_zone)
+        self.change_password_action.setEnabled(True)
         self.idle_timer = IdleTimer(settings.idle_lock_minutes, self)
         self.idle_timer.idle.connect(self.lock)
+        self.pages.removeWidget(self.signing_in)
+        self.signing_in.deleteLater()
+        self.navigation.setEnabled(True)
+        # The alert count makes the longest entry: it comes with the session.
+        self.navigation.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._add_shortcuts()
         self.show_page("admin" if actor.role.value == "admin" else "patients")
 
-    def _make_page(self, key: str) -> QWidget:
+    # --- pages, each built when first shown ---------------------------------------------
+
+    def _row_changed(self, row: int) -> None:
+        self.pages.setCurrentIndex(row)
+        key = self.current_page_key()
+        if key and key not in self._built and self.services is not None:
+            self._queue_build(key)
+
+    def _queue_build(self, key: str) -> None:
+        # After this turn of the event loop, so that the "Loading …" note is painted first.
+        if key not in self._build_queued:
+            self._build_queued.add(key)
+            QTimer.singleShot(0, self, lambda: self._build_queued_page(key))
+
+    def _build_queued_page(self, key: str) -> None:
+        self._build_queued.discard(key)
+        # A page clicked past before it was built waits until it is shown again.
+        if key not in self._built and key == self.current_page_key():
+            self.page(key)
+
+    def page(self, key: str) -> QWidget:
+        """The page, built now (with its data) if it was not yet."""
+        page = self._built.get(key)
+        if page is not None:
+            return page
+        if self.services is None or self.actor is None:
+            raise RuntimeError("no page before the user is signed in")
+        page = self._make_page(key, self.services, self.actor)
+        self._built[key] = page
+        index = self.page_index[key]
+        placeholder = self.pages.widget(index)
+        showing = self.pages.currentIndex() == index
+        self.pages.insertWidget(index, page)
+        if placeholder is not None:
+            self.pages.removeWidget(placeholder)
+            placeholder.deleteLater()
+        if showing:
+            self.pages.setCurrentIndex(index)
+            if not self._content_shown:
+                self._content_shown = True
+                self._first_paints.append(FirstPaint(page))
+                self._first_paints[-1].painted.connect(self._first_content_painted)
+        self._connect_page(key, page)
+        return page
+
+    def _first_content_painted(self) -> None:
+        self.content_ready.emit()
+        # The Alerts page next, for the alert count on the navigation.
+        QTimer.singleShot(0, self, self._finish_start)
+
+    def _finish_start(self) -> None:
+        self.page("alerts")
+        self.started.emit()
+
+    def _make_page(self, key: str, services: Services, actor: Actor) -> QWidget:
         if key == "patients":
-            self.patients_page = PatientsPage(self.services, self.actor, self.bus)
-            return self.patients_page
+            from pumpclinic.ui.patients import PatientsPage
+
+            return PatientsPage(services, actor, self.bus)
         if key == "screening":
-            self.screening_page = ScreeningPage(self.services, self.actor, self.bus)
-            return self.screening_page
+            from pumpclinic.ui.screening import ScreeningPage
+
+            return ScreeningPage(services, actor, self.bus)
         if key == "refills":
-            self.refills_page = RefillsPage(self.services, self.actor, self.bus)
-            return self.refills_page
+            from pumpclinic.ui.booking import RefillsPage
+
+            return RefillsPage(services, actor, self.bus)
         if key == "today":
-            self.today_page = TodayPage(self.services, self.actor, self.bus)
-            return self.today_page
+            from pumpclinic.ui.today import TodayPage
+
+            return TodayPage(services, actor, self.bus)
         if key == "alerts":
-            self.alerts_page = AlertsPage(
-                self.services, self.actor, self.bus, clock=self.services.context.clock
-            )
-            return self.alerts_page
+            from pumpclinic.ui.alerts import AlertsPage
+
+            return AlertsPage(services, actor, self.bus, clock=services.context.clock)
         if key == "admin":
-            self.admin_page = AdminPage(self.services, self.actor, self.bus)
-            return self.admin_page
+            from pumpclinic.ui.admin import AdminPage
+
+            return AdminPage(services, actor, self.bus)
         raise ValueError(f"no page {key!r}")
 
-    def _connect_pages(self) -> None:
-        self.today_page.show_alerts.connect(self._show_alerts)
-        for source in (self.today_page, self.alerts_page):
-            source.open_patient.connect(self._open_patient)
-        self.alerts_page.counts_changed.connect(self._show_alert_counts)
-        self.alerts_page.refresh()  # its first evaluation ran before this connection
+    def _connect_page(self, key: str, page: QWidget) -> None:
+        if key == "today":
+            today = cast("TodayPage", page)
+            today.show_alerts.connect(self._show_alerts)
+            today.open_patient.connect(self._open_patient)
+        elif key == "alerts":
+            alerts = cast("AlertsPage", page)
+            alerts.open_patient.connect(self._open_patient)
+            alerts.counts_changed.connect(self._show_alert_counts)
+            if alerts.result is not None:  # its first evaluation ran before this connection
+                self._show_alert_counts(dict(alerts.result.counts))
+
+    @property
+    def today_page(self) -> TodayPage:
+        return cast("TodayPage", self.page("today"))
+
+    @property
+    def patients_page(self) -> PatientsPage:
+        return cast("PatientsPage", self.page("patients"))
+
+    @property
+    def refills_page(self) -> RefillsPage:
+        return cast("RefillsPage", self.page("refills"))
+
+    @property
+    def screening_page(self) -> ScreeningPage:
+        return cast("ScreeningPage", self.page("screening"))
+
+    @property
+    def alerts_page(self) -> AlertsPage:
+        return cast("AlertsPage", self.page("alerts"))
+
+    @property
+    def admin_page(self) -> AdminPage:
+        return cast("AdminPage", self.page("admin"))
+
+    def is_built(self, key: str) -> bool:
+        return key in self._built
 
     def _show_alerts(self, severity: object) -> None:
         self.alerts_page.set_severity_filter(severity)  # type: ignore[arg-type]
@@ -150,6 +320,8 @@ class MainWindow(QMainWindow):
 
     def _show_alert_counts(self, counts: object) -> None:
         """'Alerts (12)' on the navigation item; marked and red when any is critical."""
+        from pumpclinic.domain.alerts import Severity
+
         by_severity = counts if isinstance(counts, dict) else {}
         total = sum(by_severity.values())
         critical = by_severity.get(Severity.CRITICAL, 0)
@@ -164,46 +336,62 @@ class MainWindow(QMainWindow):
         )
 
     def show_page(self, key: str) -> None:
-        self.navigation.setCurrentRow(self.page_index[key])
+        if self.services is not None:
+            self.navigation.setCurrentRow(self.page_index[key])
 
     def current_page_key(self) -> str:
-        item = self.navigation.currentItem()
-        return str(item.data(Qt.ItemDataRole.UserRole)) if item else ""
+        row = self.navigation.currentRow()
+        return NAVIGATION[row][0] if 0 <= row < len(NAVIGATION) else ""
+
+    def _add_shortcuts(self) -> None:
+        # With the session: before it there is nothing to go to, and the key types take a
+        # noticeable part of the first paint.
+        for number, (key, _title) in enumerate(NAVIGATION, start=1):
+            action = QAction(self)
+            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            action.triggered.connect(lambda _checked=False, k=key: self.show_page(k))
+            self.addAction(action)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
 
     def _build_menu(self) -> None:
         account = self.menuBar().addMenu("&Account")
-        change = account.addAction("Change &password…")
+        change = self.change_password_action = account.addAction("Change &password…")
         change.setObjectName("changePasswordAction")
         change.triggered.connect(self.change_password)
+        change.setEnabled(False)
         account.addSeparator()
-        quit_action = account.addAction("&Quit")
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
+        self.quit_action = account.addAction("&Quit")
+        self.quit_action.triggered.connect(self.close)
         help_menu = self.menuBar().addMenu("&Help")
         about = help_menu.addAction("&About PumpClinic")
         about.triggered.connect(self._about)
 
-    def _build_status_bar(self, time_zone: str) -> None:
+    def _build_status_bar(self, username: str, database_label: str) -> None:
         bar = self.statusBar()
-        self.user_label = QLabel(f"Signed in: {self.actor.full_name} ({self.actor.username})")
+        self.user_label = QLabel(f"Signing in: {username}…" if username else "")
         self.user_label.setObjectName("statusUser")
-        self.role_label = QLabel(f"Role: {self.actor.role.label}")
+        self.role_label = QLabel()
         self.role_label.setObjectName("statusRole")
         self.zone_label = QLabel()
         self.zone_label.setObjectName("statusZone")
-        self.database_label = QLabel(f"Database: {self.services.context.database_label}")
+        self.database_label = QLabel(f"Database: {database_label}" if database_label else "")
         self.database_label.setObjectName("statusDatabase")
         for label in (self.user_label, self.role_label, self.zone_label):
             bar.addWidget(label)
         bar.addPermanentWidget(self.database_label)
-        self._show_zone(time_zone)
 
     def _show_zone(self, time_zone: str) -> None:
         import zoneinfo
 
-        now = self.services.context.now().astimezone(zoneinfo.ZoneInfo(time_zone))
+        services = self._session()[0]
+        now = services.context.now().astimezone(zoneinfo.ZoneInfo(time_zone))
         offset = now.strftime("%z")
         self.zone_label.setText(f"Clinic time zone: {time_zone} (UTC{offset[:3]}:{offset[3:]})")
+
+    def _session(self) -> tuple[Services, Actor]:
+        if self.services is None or self.actor is None:
+            raise RuntimeError("no one is signed in yet")
+        return self.services, self.actor
 
     # --- idle lock ----------------------------------------------------------------------
 
@@ -212,11 +400,14 @@ class MainWindow(QMainWindow):
 
     def lock(self) -> None:
         """Hide every page behind the unlock dialog until the user's password is given."""
-        if self.is_locked():
+        from pumpclinic.ui.idle_lock import UnlockDialog
+
+        if self.is_locked() or self.idle_timer is None:
             return
+        services, actor = self._session()
         self.idle_timer.pause()
         self.central.setVisible(False)
-        dialog = UnlockDialog(self.services, self.actor, self)
+        dialog = UnlockDialog(services, actor, self)
         dialog.accepted.connect(self._unlocked)
         dialog.rejected.connect(self.close)
         self.unlock_dialog = dialog
@@ -225,29 +416,36 @@ class MainWindow(QMainWindow):
     def _unlocked(self) -> None:
         self.unlock_dialog = None
         self.central.setVisible(True)
-        self.idle_timer.resume()
+        if self.idle_timer is not None:
+            self.idle_timer.resume()
 
     def _on_changed(self, entities: frozenset[str]) -> None:
-        if "settings" in entities:
-            settings = guarded(self, lambda: self.services.settings.get())
+        if "settings" in entities and self.services is not None:
+            services = self.services
+            settings = guarded(self, lambda: services.settings.get())
             if settings is not None:
                 data, _version = settings
-                self.idle_timer.set_minutes(data.idle_lock_minutes)
+                if self.idle_timer is not None:
+                    self.idle_timer.set_minutes(data.idle_lock_minutes)
                 self.setWindowTitle(f"PumpClinic — {data.clinic_name}")
                 self.clinic_label.setText(data.clinic_name)
                 self._show_zone(data.time_zone)
 
     def change_password(self) -> None:
-        dialog = ChangePasswordDialog(self.services, self.actor, required=False, parent=self)
+        from pumpclinic.ui.login import ChangePasswordDialog
+
+        services, actor = self._session()
+        dialog = ChangePasswordDialog(services, actor, required=False, parent=self)
         if dialog.exec():
             self.actor = dialog.actor
 
     def _about(self) -> None:
+        database = self.database_label.text().removeprefix("Database: ")
         QMessageBox.about(
             self,
             "About PumpClinic",
             "PumpClinic keeps intrathecal baclofen pumps from running dry: reservoir "
             "forecasts, refills, screening trials and overdue-refill alerts.\n\n"
-            f"Database: {self.services.context.database_label}\n"
+            f"Database: {database}\n"
             f"Today: {dt.date.today():%d %b %Y}",
         )

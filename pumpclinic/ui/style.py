@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pumpclinic.reference_files import resources_dir
+from pumpclinic.resource_paths import resources_dir
 
 ACCENT = "#1f5f8b"
 DANGER = "#b3261e"
@@ -46,6 +46,7 @@ QPushButton:hover {{ background: #eef4fa; }}
 QPushButton:disabled {{ color: #9aa5b1; background: #f0f2f4; }}
 QPushButton[primary="true"] {{ background: {ACCENT}; color: white; border-color: {ACCENT}; }}
 QPushButton[primary="true"]:hover {{ background: #184d72; }}
+QPushButton[primary="true"]:disabled {{ background: #9fb3c8; border-color: #9fb3c8; }}
 QLineEdit, QComboBox, QDateEdit, QTimeEdit, QSpinBox, QDoubleSpinBox, QPlainTextEdit {{
     padding: 3px 5px; border: 1px solid #bcccdc; border-radius: 3px; background: white;
 }}

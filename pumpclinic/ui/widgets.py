@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
-from pumpclinic.domain.reservoir import mcg_per_hour
-from pumpclinic.domain.validation import FieldError
+if TYPE_CHECKING:
+    from pumpclinic.domain.validation import FieldError
 
 
 def page_header(title: str, subtitle: str) -> QWidget:
@@ -49,6 +49,8 @@ def banner(object_name: str, kind: str = "warning") -> QLabel:
     label.setObjectName(object_name)
     label.setProperty("banner", kind)
     label.setWordWrap(True)
+    from PySide6.QtCore import Qt  # not at the top: the main window's frame does without it
+
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setVisible(False)
     return label
@@ -116,5 +118,7 @@ class FieldErrorLabels:
 def per_hour_text(dose_mcg_per_day: float) -> str:
     """The hourly rate beside a daily dose: two decimals, rounded half up as people round
     (75/24 = 3.13), the same on every screen and on the printed card."""
+    from pumpclinic.domain.reservoir import mcg_per_hour  # not needed for the first paint
+
     rate = Decimal(repr(mcg_per_hour(dose_mcg_per_day)))
     return f"{rate.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)} mcg/h"

@@ -77,7 +77,8 @@ def test_main_window_navigation_and_status_bar(qtbot, services, nurse) -> None:
     assert "Europe/London" in window.zone_label.text()
     assert services.context.database_label in window.database_label.text()
     window.show_page("alerts")
-    assert window.pages.currentWidget().objectName() == "alertsPage"
+    # Built with its data once its "Loading …" note is on screen.
+    qtbot.waitUntil(lambda: window.pages.currentWidget().objectName() == "alertsPage")
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
     qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
