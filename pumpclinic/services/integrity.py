@@ -393,8 +393,8 @@ class ForecastProblem:
         where = f"pump_forecasts for pump #{self.pump_id}"
         if not self.fields:
             return (
-                f"{where} INSERTED outside PumpClinic: the pump's rows give no forecast"
-                " (no fill, or no program in force at it)"
+                f"{where} CHANGED outside PumpClinic: kept a forecast where the pump's rows"
+                " give none (no fill, or no program in force at it)"
             )
         fields = "; ".join(
             f"{f.name} (kept {f.kept}, recomputed {f.recomputed})" for f in self.fields

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pumpclinic.cli import main
-from pumpclinic.db.types import from_stored
+from pumpclinic.db.types import from_stored, to_stored_microseconds
 from pumpclinic.services.demo import create_demo_clinic
 from tests.conftest import NOW
 
@@ -170,6 +170,36 @@ def test_a_kept_forecast_outside_its_span_is_named_once_its_span_is_widened(
     assert (
         f"pump_forecasts for pump #{kept_pump} CHANGED outside PumpClinic: inputs_from"
         f" (kept {shown(earlier)}, recomputed {shown(inputs_from)})\n"
+    ) in out
+
+
+def test_a_kept_forecast_for_a_pump_whose_rows_give_none_is_named(
+    demo_clinic: Path, kept_pump: int, capsys
+) -> None:
+    with sqlite3.connect(demo_clinic) as connection:
+        kept = connection.execute(
+            "SELECT * FROM pump_forecasts WHERE pump_id = ?", (kept_pump,)
+        ).fetchone()
+        # No program in force any more (the triggers delete the kept forecast) ...
+        connection.execute(
+            "UPDATE dose_programs SET effective_from = ? WHERE pump_id = ?",
+            (to_stored_microseconds(NOW + dt.timedelta(days=365)), kept_pump),
+        )
+        (revision,) = connection.execute(
+            "SELECT revision FROM pump_input_revisions WHERE pump_id = ?", (kept_pump,)
+        ).fetchone()
+        # ... and the kept forecast put back, stamped with the pump's new revision.
+        connection.execute(
+            f"INSERT INTO pump_forecasts VALUES ({', '.join('?' * len(kept))})", kept
+        )
+        connection.execute(
+            "UPDATE pump_forecasts SET input_revision = ? WHERE pump_id = ?", (revision, kept_pump)
+        )
+    code, out = verify(demo_clinic, capsys)
+    assert code == 1
+    assert (
+        f"pump_forecasts for pump #{kept_pump} CHANGED outside PumpClinic: kept a forecast"
+        " where the pump's rows give none (no fill, or no program in force at it)\n"
     ) in out
 
 
