@@ -127,7 +127,13 @@ def _ddl(statement: str, dialect: str) -> DDL:
 
 
 def in_place(connection: Connection) -> bool:
-    """Whether every trigger is there (and, on PostgreSQL, enabled) on its table."""
+    """Whether every trigger is there as PumpClinic creates it (see ``missing``)."""
+    return not missing(connection)
+
+
+def missing(connection: Connection) -> list[str]:
+    """The triggers that are not there as PumpClinic creates them: absent, on SQLite
+    replaced by another body under the same name, on PostgreSQL disabled."""
     dialect = connection.dialect.name
     if dialect == "postgresql":
         wanted = {(table, f"{table}_revise_pump_inputs") for table in OPERATIONS}
@@ -140,13 +146,16 @@ def in_place(connection: Connection) -> bool:
                 + ")"
             )
         )
-    else:
-        wanted = {
-            (table, f"{table}_{operation.lower()}_revises_pump_inputs")
-            for table, operations in OPERATIONS.items()
-            for operation in operations
-        }
-        rows = connection.execute(
-            text("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'")
-        )
-    return wanted <= {(table, name) for table, name in rows}
+        found = {(table, name) for table, name in rows}
+        return sorted(name for _table, name in wanted - found)
+    # The text SQLite keeps of each trigger is the statement that created it.
+    wanted_text = {
+        statement.split()[2]: _words(statement) for statement in create_statements(dialect)
+    }
+    rows = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+    kept_text = {name: _words(sql or "") for name, sql in rows}
+    return sorted(name for name, words in wanted_text.items() if kept_text.get(name) != words)
+
+
+def _words(statement: str) -> str:
+    return " ".join(statement.split())

@@ -429,17 +429,23 @@ def latest_events_statement(
     return statement
 
 
-def kept_forecasts_statement(as_of: dt.datetime, inputs: str | None) -> Executable:
-    """Every implanted pump with what the alerts need of it, and its kept forecast where
-    one holds as of ``as_of`` for these ``inputs`` and the pump's current input revision
-    (NULLs otherwise; none at all when ``inputs`` is None)."""
-    holds = and_(
+def _kept_forecast_holds(as_of: dt.datetime, inputs: str) -> ColumnElement[bool]:
+    """The kept forecast is the pump's (joined with its input revision), for these
+    ``inputs``, its current input revision and a span that holds ``as_of``."""
+    return and_(
         PumpForecast.pump_id == ImplantedPump.id,
         PumpForecast.inputs == inputs,
         PumpForecast.input_revision == func.coalesce(PumpInputRevision.revision, 0),
         PumpForecast.inputs_from <= as_of,
         or_(PumpForecast.inputs_until.is_(None), PumpForecast.inputs_until > as_of),
     )
+
+
+def kept_forecasts_statement(as_of: dt.datetime, inputs: str | None) -> Executable:
+    """Every implanted pump with what the alerts need of it, and its kept forecast where
+    one holds as of ``as_of`` for these ``inputs`` and the pump's current input revision
+    (NULLs otherwise; none at all when ``inputs`` is None)."""
+    holds = _kept_forecast_holds(as_of, inputs) if inputs is not None else false()
     return (
         select(
             ImplantedPump.id,
@@ -455,7 +461,7 @@ def kept_forecasts_statement(as_of: dt.datetime, inputs: str | None) -> Executab
         )
         .select_from(ImplantedPump)
         .outerjoin(PumpInputRevision, PumpInputRevision.pump_id == ImplantedPump.id)
-        .outerjoin(PumpForecast, holds if inputs is not None else false())
+        .outerjoin(PumpForecast, holds)
         .where(ImplantedPump.explanted_on.is_(None))
         .order_by(ImplantedPump.id)
     )
@@ -932,21 +938,89 @@ def _clinic(reader: _ClinicReader, computed: ComputedForecasts | None) -> _Clini
         fresh, missing = clinic_forecasts(rows, reader.settings, models, stability_days)
         forecasts.update(fresh)
         if computed is not None and inputs is not None:
-            for pump in rows:
-                forecast = fresh.get(pump.pump_id)
-                since = pump.inputs_from
-                if forecast is not None and since is not None:
-                    computed.append(
-                        ComputedForecast(
-                            pump.pump_id,
-                            inputs,
-                            pump.revision,
-                            since,
-                            pump.next_change_at,
-                            forecast,
-                        )
-                    )
+            computed.extend(_as_kept(rows, fresh, inputs))
     return _Clinic(pumps, forecasts, missing, models)
+
+
+def _as_kept(
+    rows: Iterable[_PumpRow], fresh: Mapping[int, Forecast], inputs: str
+) -> Iterator[ComputedForecast]:
+    """The forecasts computed from ``rows`` as they are kept: with the ``inputs``, the
+    pump's input revision and the span of "as of" times they hold for."""
+    for pump in rows:
+        forecast = fresh.get(pump.pump_id)
+        since = pump.inputs_from
+        if forecast is not None and since is not None:
+            yield ComputedForecast(
+                pump.pump_id, inputs, pump.revision, since, pump.next_change_at, forecast
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class KeptForecastRecheck:
+    """The kept forecasts the alert list would reuse as of a time, each beside the forecast
+    its pump's rows give when computed again (None when they give none)."""
+
+    kept_total: int  # every kept forecast in the database, reused or not
+    pairs: tuple[tuple[ComputedForecast, ComputedForecast | None], ...]
+
+
+def recheck_kept_forecasts(
+    session: Session, reference: Reference, as_of: dt.datetime
+) -> KeptForecastRecheck:
+    """Every kept forecast that holds as of ``as_of`` (the ones the alert list reuses while
+    the triggers are in place, which the caller checks), with its forecast computed again
+    by the alert list's own reads and arithmetic — for the verifier, which compares them."""
+    reader = _ClinicReader(session, reference, as_of)
+    models = reader.pump_models()
+    stability_days = reader.stability_days()
+    inputs = forecast_inputs_prefix(reader.settings, models, stability_days)
+    statement = (
+        select(
+            PumpForecast.pump_id,
+            PumpForecast.input_revision,
+            PumpForecast.inputs_from,
+            PumpForecast.inputs_until,
+            PumpForecast.daily_volume_ml,
+            PumpForecast.alarm_at,
+            PumpForecast.empty_at,
+            PumpForecast.stability_limit_at,
+            PumpForecast.refill_due,
+            PumpForecast.days_to_alarm,
+        )
+        .select_from(ImplantedPump)
+        .outerjoin(PumpInputRevision, PumpInputRevision.pump_id == ImplantedPump.id)
+        .join(PumpForecast, _kept_forecast_holds(as_of, inputs))
+        .where(ImplantedPump.explanted_on.is_(None))
+        .order_by(ImplantedPump.id)
+    )
+    kept = [
+        ComputedForecast(
+            pump_id,
+            inputs,
+            revision,
+            inputs_from,
+            inputs_until,
+            Forecast(daily_ml, alarm_at, empty_at, stability_at, refill_due, days_to_alarm),
+        )
+        for (
+            pump_id,
+            revision,
+            inputs_from,
+            inputs_until,
+            daily_ml,
+            alarm_at,
+            empty_at,
+            stability_at,
+            refill_due,
+            days_to_alarm,
+        ) in session.execute(statement)
+    ]
+    kept_total = session.scalar(select(func.count()).select_from(PumpForecast)) or 0
+    rows = reader.pumps([k.pump_id for k in kept])
+    fresh, _missing = clinic_forecasts(rows, reader.settings, models, stability_days)
+    again = {c.pump_id: c for c in _as_kept(rows, fresh, inputs)}
+    return KeptForecastRecheck(kept_total, tuple((k, again.get(k.pump_id)) for k in kept))
 
 
 def _read_alerts(

@@ -19,6 +19,12 @@ largest table's row count, not the whole database.
 
 Databases written by versions before rows were checked hold rows no entry describes in
 full; :func:`adopt_unchecked_rows` records them once, at the upgrade (migration 0006).
+
+Kept forecasts (``pump_forecasts``, migration 0009) are derived, not audited: the alert list
+reuses one while its inputs digest, its pump's input revision and its span hold, so
+:func:`check_kept_forecasts` computes each forecast it would reuse again from the pump's
+rows and names every field that differs, and names the triggers that are missing (without
+them no kept forecast can be trusted).
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, Date, Float, Integer, Table, select
+from sqlalchemy import Boolean, Date, Float, Integer, Table, func, select
 from sqlalchemy.orm import Session
 
+from pumpclinic.db import triggers
 from pumpclinic.db.models import (
     Appointment,
     AuditEntry,
@@ -42,16 +49,21 @@ from pumpclinic.db.models import (
     ImplantedPump,
     Observation,
     Patient,
+    PumpForecast,
     Refill,
     ScreeningTrial,
     TestDose,
 )
 from pumpclinic.db.types import UTCDateTime
 from pumpclinic.domain.enums import AuditAction
+from pumpclinic.domain.reference import Reference
 from pumpclinic.services import audit
+from pumpclinic.services.alerts import ComputedForecast, paused_gc, recheck_kept_forecasts
 
 # The revision from which every tracked row's writes are audited in full.
 ROWS_CHECKED_FROM_REVISION = "0006"
+# The revision from which forecasts are kept, guarded by the triggers.
+FORECASTS_KEPT_FROM_REVISION = "0009"
 ADOPTING_USER = "pumpclinic-upgrade"
 ADOPTION_NOTE = (
     "Recorded at the upgrade that began checking clinical rows against the audit trail:"
@@ -347,3 +359,104 @@ def _patient_of(values: dict[str, Any], tracked: Tracked) -> int | None:
         return _int(values.get("id"))
     patient_id = values.get("patient_id")
     return _int(patient_id) if patient_id is not None else None
+
+
+# --- kept forecasts ---------------------------------------------------------------------
+
+KEPT_FORECAST_FIELDS = (
+    "inputs_from",
+    "inputs_until",
+    "daily_volume_ml",
+    "alarm_at",
+    "empty_at",
+    "stability_limit_at",
+    "refill_due",
+    "days_to_alarm",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastDifference:
+    name: str
+    kept: str
+    recomputed: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastProblem:
+    """A kept forecast the alert list would reuse that its pump's rows do not give."""
+
+    pump_id: int
+    fields: tuple[ForecastDifference, ...]  # empty: the rows give no forecast at all
+
+    def describe(self) -> str:
+        where = f"pump_forecasts for pump #{self.pump_id}"
+        if not self.fields:
+            return (
+                f"{where} CHANGED outside PumpClinic: kept a forecast where the pump's rows"
+                " give none (no fill, or no program in force at it)"
+            )
+        fields = "; ".join(
+            f"{f.name} (kept {f.kept}, recomputed {f.recomputed})" for f in self.fields
+        )
+        return f"{where} CHANGED outside PumpClinic: {fields}"
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastCheck:
+    as_of: dt.datetime
+    kept: int  # every kept forecast in the database
+    checked: int  # those the alert list would reuse as of ``as_of``
+    missing_triggers: tuple[str, ...]
+    problems: tuple[ForecastProblem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing_triggers and not self.problems
+
+
+def _forecast_values(forecast: ComputedForecast) -> tuple[Any, ...]:
+    f = forecast.forecast
+    return (
+        forecast.inputs_from,
+        forecast.inputs_until,
+        f.daily_volume_ml,
+        f.alarm_at,
+        f.empty_at,
+        f.stability_limit_at,
+        f.refill_due,
+        f.days_to_alarm,
+    )
+
+
+def check_kept_forecasts(
+    session: Session, reference: Reference, as_of: dt.datetime
+) -> ForecastCheck:
+    """Every kept forecast the alert list would reuse as of ``as_of``, against the same
+    forecast computed again from its pump's rows; and the triggers that guard them."""
+    missing = tuple(triggers.missing(session.connection()))
+    if missing:
+        # The alert list reuses nothing then; and a pump's rows may have changed since
+        # without its kept forecast being deleted, so a difference would prove nothing.
+        kept = session.scalar(select(func.count()).select_from(PumpForecast)) or 0
+        return ForecastCheck(as_of, kept, 0, missing, ())
+    with paused_gc():
+        recheck = recheck_kept_forecasts(session, reference, as_of)
+    problems: list[ForecastProblem] = []
+    for kept_forecast, again in recheck.pairs:
+        if again is None:
+            problems.append(ForecastProblem(kept_forecast.pump_id, ()))
+            continue
+        differences = tuple(
+            ForecastDifference(name, _show(kept_value), _show(again_value))
+            for name, kept_value, again_value in zip(
+                KEPT_FORECAST_FIELDS,
+                _forecast_values(kept_forecast),
+                _forecast_values(again),
+                strict=True,
+            )
+            if kept_value != again_value
+        )
+        if differences:
+            problems.append(ForecastProblem(kept_forecast.pump_id, differences))
+    return ForecastCheck(as_of, recheck.kept_total, len(recheck.pairs), (), tuple(problems))
