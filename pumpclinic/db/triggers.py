@@ -11,6 +11,14 @@ computed from rows read before a change (and stored after it) is never reused.
 SQLite gets one trigger per table and operation; PostgreSQL a trigger function per table.
 Both are created by the migrations (which keep their own copy of this text) and, for a
 schema made from the models, by ``metadata.create_all`` through ``attach``.
+
+What the triggers do not see: writes while they are dropped (SQLite's batch migrations
+rebuild a table without its triggers: such a migration must create them again) or disabled
+(on PostgreSQL, ``ALTER TABLE … DISABLE TRIGGER``, or a session in ``replica`` mode, which
+fires only triggers enabled ``ALWAYS``). ``missing`` names them; while any is missing the
+alert list trusts no kept forecast and ``keep_forecasts`` clears them, so that one kept
+before a gap is not taken for current after it; ``pumpclinic audit-verify`` computes every
+kept forecast again and compares.
 """
 
 from __future__ import annotations
@@ -82,7 +90,10 @@ def create_statements(dialect: str) -> list[str]:
             )
             statements.append(
                 f"CREATE FUNCTION {table}_revise_pump_inputs() RETURNS trigger"
-                f" LANGUAGE plpgsql AS $$\nBEGIN\n{branches}\n    RETURN NULL;\nEND;\n$$"
+                # The tables it names are those of the schema it was made in, whatever
+                # the writer's search_path.
+                f" LANGUAGE plpgsql SET search_path FROM CURRENT"
+                f" AS $$\nBEGIN\n{branches}\n    RETURN NULL;\nEND;\n$$"
             )
             statements.append(
                 f"CREATE TRIGGER {table}_revise_pump_inputs"
@@ -133,7 +144,8 @@ def in_place(connection: Connection) -> bool:
 
 def missing(connection: Connection) -> list[str]:
     """The triggers that are not there as PumpClinic creates them: absent, on SQLite
-    replaced by another body under the same name, on PostgreSQL disabled."""
+    replaced by another body under the same name, on PostgreSQL disabled or firing only
+    in replica mode."""
     dialect = connection.dialect.name
     if dialect == "postgresql":
         wanted = {(table, f"{table}_revise_pump_inputs") for table in OPERATIONS}
@@ -141,7 +153,7 @@ def missing(connection: Connection) -> list[str]:
             text(
                 "SELECT c.relname, t.tgname FROM pg_trigger t"
                 " JOIN pg_class c ON c.oid = t.tgrelid"
-                " WHERE t.tgenabled <> 'D' AND t.tgrelid IN ("
+                " WHERE t.tgenabled IN ('O', 'A') AND t.tgrelid IN ("
                 + ", ".join(f"to_regclass('{table}')" for table in OPERATIONS)
                 + ")"
             )

@@ -925,7 +925,8 @@ def _clinic(reader: _ClinicReader, computed: ComputedForecasts | None) -> _Clini
     revisions of its pump's rows are in place: without them, every forecast is computed."""
     models = reader.pump_models()
     stability_days = reader.stability_days()
-    inputs: str | None = forecast_inputs_prefix(reader.settings, models, stability_days)
+    prefix = forecast_inputs_prefix(reader.settings, models, stability_days)
+    inputs: str | None = prefix
     if not triggers.in_place(reader.connection):
         log.warning("the kept-forecast triggers are missing: every forecast is computed")
         inputs = None
@@ -937,8 +938,10 @@ def _clinic(reader: _ClinicReader, computed: ComputedForecasts | None) -> _Clini
         rows = reader.pumps(stale)
         fresh, missing = clinic_forecasts(rows, reader.settings, models, stability_days)
         forecasts.update(fresh)
-        if computed is not None and inputs is not None:
-            computed.extend(_as_kept(rows, fresh, inputs))
+        if computed is not None:
+            # Offered for keeping even without the triggers: ``keep_forecasts`` then
+            # clears what is kept instead (see there).
+            computed.extend(_as_kept(rows, fresh, prefix))
     return _Clinic(pumps, forecasts, missing, models)
 
 
@@ -1125,6 +1128,13 @@ def keep_forecasts(context: ServiceContext, computed: ComputedForecasts) -> None
         return
     try:
         with context.unit_of_work() as session:
+            if not triggers.in_place(session.connection()):
+                # Changes made while the triggers are missing count no revision: a
+                # forecast kept from before would look current again once they are back.
+                # So nothing is kept without them, and what was kept goes.
+                session.execute(delete(PumpForecast))
+                log.warning("the kept-forecast triggers are missing: kept forecasts cleared")
+                return
             store_forecasts(session, holding, now)
     except (ServiceError, IntegrityError) as error:
         log.info("forecasts not kept (%d pumps): %s", len(holding), error)

@@ -413,6 +413,34 @@ def test_without_the_triggers_no_kept_forecast_is_trusted(
     assert fresh_alerts(services, nurse).rows == with_kept.rows
     assert counting.calls == implanted_count(services)
     assert "triggers are missing" in caplog.text
+    # Nothing is kept without them, and what was kept is cleared.
+    assert kept(services) == {}
+
+
+def test_a_forecast_kept_before_the_triggers_went_missing_is_not_trusted_once_they_are_back(
+    services: Services, nurse: Actor, pump: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change made while the triggers are missing counts no revision: the forecast kept
+    before it must not look current again when the triggers are created again (as a
+    migration that rebuilds a table on SQLite must do)."""
+    before = fresh_forecast(services, nurse, pump)
+    assert pump in kept(services)
+    with services.context.unit_of_work() as session:
+        dialect = session.get_bind().dialect.name
+        for statement in triggers.drop_statements(dialect):
+            session.execute(text(statement))
+    with services.context.unit_of_work() as session:
+        session.execute(
+            update(DoseProgram).where(DoseProgram.pump_id == pump).values(dose_mcg_per_day=200)
+        )
+    during = fresh_forecast(services, nurse, pump)
+    assert before is not None and during is not None and during.empty_at != before.empty_at
+    with services.context.unit_of_work() as session:
+        for statement in triggers.create_statements(dialect):
+            session.execute(text(statement))
+    after = fresh_forecast(services, nurse, pump)
+    assert after is not None and after.empty_at == during.empty_at
+    assert_same(after, computed_alone(services, nurse, pump))
 
 
 def test_a_kept_forecast_that_cannot_be_written_is_only_logged(

@@ -69,7 +69,10 @@ def _create_triggers(dialect: str) -> None:
             )
             op.execute(
                 f"CREATE FUNCTION {table}_revise_pump_inputs() RETURNS trigger"
-                f" LANGUAGE plpgsql AS $$\nBEGIN\n{branches}\n    RETURN NULL;\nEND;\n$$"
+                # The tables it names are those of the schema it was made in, whatever
+                # the writer's search_path.
+                f" LANGUAGE plpgsql SET search_path FROM CURRENT"
+                f" AS $$\nBEGIN\n{branches}\n    RETURN NULL;\nEND;\n$$"
             )
             op.execute(
                 f"CREATE TRIGGER {table}_revise_pump_inputs"
