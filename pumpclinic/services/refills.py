@@ -603,11 +603,26 @@ class RefillService:
         self, actor: Actor, data: RefillInput, check: DoubleCheckToken
     ) -> RecordedRefill:
         """Save a refill and its new program, with the second person's double check (from
-        ``verify_double_check``): validate, save, audit and forecast, for this pump only."""
+        ``verify_double_check``): validate, save, audit and forecast, for this pump only.
+        The token is spent by a save that is committed; one refused (a typing error, say)
+        leaves it good for the corrected save, within its time."""
         require(actor, Permission.RECORD_REFILLS)
+        spent: list[str] = []
+        try:
+            return self._record_refill(actor, data, check, spent)
+        except BaseException:
+            with self._spent_lock:
+                for nonce in spent:
+                    self._spent_tokens.pop(nonce, None)
+            raise
+
+    def _record_refill(
+        self, actor: Actor, data: RefillInput, check: DoubleCheckToken, spent: list[str]
+    ) -> RecordedRefill:
         with self._ctx.unit_of_work() as session:
             pump = self.load_pump(session, data.pump_id)
             checker = self._redeem(session, actor, pump, check)
+            spent.append(check.nonce)
             preview = self._preview(session, actor, data, pump)
             errors = _double_check_errors(check, preview.new_program)
             if preview.needs_clinician and not (
@@ -1084,9 +1099,10 @@ class RefillService:
     def _redeem(
         self, session: Session, actor: Actor, pump: ImplantedPump, token: DoubleCheckToken
     ) -> Actor:
-        """The checker of a valid token for this save, which spends it; refused at the
-        double-check field when forged, expired, given for another save, or already used, or
-        when the checker may no longer check."""
+        """The checker of a valid token for this save, which spends it (``record_refill``
+        gives it back when the save is not committed); refused at the double-check field
+        when forged, expired, given for another save, or already used, or when the checker
+        may no longer check."""
 
         def refuse(message: str) -> ValidationFailed:
             return ValidationFailed([FieldError("double_check", message)])

@@ -28,6 +28,7 @@ FOR_INFORMATION = {
     "bare_window_resident_memory",
     "refill_preview",
     "refill_password_check",
+    "refill_save_click",
     "alerts_page_build",
     "alerts_page_refresh",
     "alerts_model_load",

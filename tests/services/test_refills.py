@@ -183,6 +183,22 @@ def test_a_double_check_is_taken_once(services, nurse, patient) -> None:
     refused_at_double_check(services, nurse, correction, token, "already used")
 
 
+def test_a_save_refused_for_a_typing_error_leaves_the_double_check_for_the_corrected_one(
+    services, nurse, patient
+) -> None:
+    _patient_id, pump_id = patient
+    token = services.refills.verify_double_check(nurse, pump_id, clinician_check())
+    before = count(services, Refill)
+    with pytest.raises(ValidationFailed) as caught:
+        services.refills.record_refill(nurse, refill(pump_id, volume_added_ml=999.0), token)
+    assert caught.value.for_field("volume_added_ml"), caught.value.errors
+    assert count(services, Refill) == before
+    saved = services.refills.record_refill(nurse, refill(pump_id), token)
+    assert saved.refill.id
+    correction = refill(pump_id, volume_added_ml=18.0, corrects_refill_id=saved.refill.id)
+    refused_at_double_check(services, nurse, correction, token, "already used")
+
+
 def test_a_double_check_is_for_its_pump_and_patient(services, nurse, clinician, patient) -> None:
     _patient_id, pump_id = patient
     _other_patient, other_pump = implanted_patient(services, nurse, clinician, mrn="RIV-000200")
