@@ -158,9 +158,6 @@ class TextFilterProxy(QAbstractTableModel):
     other change is taken as one.
     """
 
-    SEARCH_ROLE = Qt.ItemDataRole.UserRole + 1
-    SORT_ROLE = Qt.ItemDataRole.UserRole
-
     def __init__(self, parent: object = None) -> None:
         super().__init__(parent)  # type: ignore[arg-type]
         self._source: RowTableModel[Any] | None = None

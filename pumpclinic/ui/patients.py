@@ -75,10 +75,6 @@ class PatientTableModel(RowTableModel[PatientRow]):
     def cell(self, row: int, column: int, role: int) -> object:
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return self._text(self._rows[row], column)
-        if role == TextFilterProxy.SORT_ROLE:
-            return self.sort_key(row, column)
-        if role == TextFilterProxy.SEARCH_ROLE:
-            return self.search_text(row)
         if role == Qt.ItemDataRole.ForegroundRole and column == 6 and self._rows[row].risk_flags:
             return QColor("#b3261e")
         return None
