@@ -1,8 +1,9 @@
 """Starting the GUI: first run, sign-in, the main window.
 
 The first window comes on screen before the clinic database is opened: the sign-in dialog
-takes typing while the database is opened (and its schema checked) just after the dialog's
-first paint; the main window then builds each page when it is first shown.
+is painted first, and the database is opened (and its schema checked) just after, on the
+same thread, so that the dialog does not respond meanwhile (keys typed then are kept and
+shown once it is open); the main window then builds each page when it is first shown.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from pumpclinic.services.errors import ServiceError
 from pumpclinic.ui.errors import show_bug
 from pumpclinic.ui.main_window import MainWindow
 from pumpclinic.ui.startup import StartupReport, after_first_paint
@@ -137,10 +139,12 @@ class _Start:
 def run_gui(open_clinic: ClinicOpener, *, when_painted: Callable[[], object] | None = None) -> int:
     """Sign in and run the event loop.
 
-    The sign-in dialog is painted first; the clinic is opened just after, while the user
-    types. ``when_painted`` runs once the main window has first been painted: work that must
-    not delay the first sight of the clinic. What ``open_clinic`` raises is raised here,
-    once the dialog is closed.
+    The sign-in dialog is painted first; the clinic is opened just after (the dialog does
+    not respond until it is open). ``when_painted`` runs once the main window has first been
+    painted: work that must not delay the first sight of the clinic. What ``open_clinic``
+    raises is raised here, once the dialog is closed; so is what signing in to the opened
+    clinic raises (a database that became unavailable), once it has been shown in a
+    message box as well.
     """
     from pumpclinic.ui.login import LoginDialog
 
@@ -158,10 +162,20 @@ def run_gui(open_clinic: ClinicOpener, *, when_painted: Callable[[], object] | N
         # From here on, sign_in says whether the user gave up.
         login.rejected.disconnect(cancelled)
         try:
-            opened = open_clinic()
+            opened = open_clinic()  # says itself, in a window, why it cannot open the clinic
+        except Exception as error:  # raised by run_gui once the event loop is left
+            login.reject()
+            start.fail(error)
+            return
+        try:
             window = sign_in(opened.services, opened.prefill, opened.note, login)
         except Exception as error:  # raised by run_gui once the event loop is left
             login.reject()
+            # Started from a desktop there is no terminal to read: say it in a window too.
+            if isinstance(error, ServiceError):
+                show_startup_error(str(error))
+            else:
+                show_bug(None, error)
             start.fail(error)
             return
         login.close()

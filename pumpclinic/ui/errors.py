@@ -30,6 +30,14 @@ def show_known_error(parent: QWidget | None, error: ServiceError, title: str = "
     box.open() if _non_blocking else box.exec()
 
 
+def plain_message(error: BaseException) -> str:
+    """What to tell the user about ``error``: its own words when it is one they can act on."""
+    if isinstance(error, ServiceError):
+        return str(error)
+    where = f" Details were written to {_log_path}." if _log_path else ""
+    return f"PumpClinic hit an unexpected problem.{where}"
+
+
 def show_bug(parent: QWidget | None, error: BaseException) -> None:
     log.error("unexpected error", exc_info=error)
     where = f"\n\nDetails were written to {_log_path}." if _log_path else ""

@@ -185,8 +185,9 @@ class FirstRunDialog(_FormDialog):
 
 
 class LoginDialog(_FormDialog):
-    """Sign-in. Without ``services`` it comes on screen while the clinic database is being
-    opened: the fields take typing, and "Sign in" waits for ``set_clinic``."""
+    """Sign-in. Without ``services`` it comes on screen before the clinic database is
+    opened, and "Sign in" waits for ``set_clinic``. The database is opened on the same thread:
+    the dialog does not respond meanwhile, and keys typed then are delivered once it is open."""
 
     def __init__(
         self,

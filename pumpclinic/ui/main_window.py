@@ -3,13 +3,16 @@
 It comes on screen in two steps, so that the clinic sees it at once: the frame (navigation,
 menus, status bar) needs nothing from the database, and ``start_session`` brings the
 signed-in user and the pages. Each page is built, with its data, the first time it is shown,
-behind a "Loading …" note in its place; the Alerts page is built once the first page is on
-screen, so that the navigation shows how many alerts there are.
+behind a "Loading …" note in its place; a page that cannot be built says why in that place,
+with "Try again". The Alerts page is built once the first page is on screen (at once when
+that page failed or will not be painted soon), so that the navigation shows how many alerts
+there are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, cast
 
 # Not the Qt namespace (its enums take a noticeable part of the first paint): the frame
@@ -23,15 +26,16 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from pumpclinic.ui.bus import DataBus
-from pumpclinic.ui.errors import guarded
+from pumpclinic.ui.errors import guarded, plain_message
 from pumpclinic.ui.startup import FirstPaint
-from pumpclinic.ui.widgets import page_header
+from pumpclinic.ui.widgets import banner, button, page_header, set_banner
 
 if TYPE_CHECKING:
     from pumpclinic.services.clinic import Services
@@ -54,17 +58,57 @@ NAVIGATION = (
 )
 _TITLES = dict(NAVIGATION)
 
+log = logging.getLogger("pumpclinic")
+
+
+class PageUnavailable(RuntimeError):
+    """A page could not be built; its place in the window says why."""
+
 
 class PageLoading(QWidget):
-    """A page's place in the window until the page and its data are there."""
+    """A page's place in the window until the page and its data are there, or why they
+    could not be loaded, with "Try again" (``retry``)."""
+
+    retry = Signal()
 
     def __init__(self, key: str, title: str) -> None:
         super().__init__()
+        self.key = key
+        self.title = title
+        self.failed = False
         self.setObjectName(f"{key}Loading")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 18, 24, 18)
-        layout.addWidget(page_header(title, f"Loading {title}…"))
-        layout.addStretch(1)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(24, 18, 24, 18)
+        header = page_header(title, f"Loading {title}…")
+        self.subtitle_label = cast("QLabel", header.findChild(QLabel, "pageSubtitle"))
+        self._layout.addWidget(header)
+        self._layout.addStretch(1)
+        # Made when first needed: the frame's first paint does without them.
+        self.error_note: QLabel | None = None
+        self.try_again_button: QPushButton | None = None
+
+    def show_error(self, message: str) -> None:
+        if self.error_note is None or self.try_again_button is None:
+            self.error_note = banner(f"{self.key}LoadError")
+            self.try_again_button = button("Try again", f"{self.key}TryAgain")
+            self.try_again_button.clicked.connect(self.retry)
+            row = QHBoxLayout()
+            row.addWidget(self.try_again_button)
+            row.addStretch(1)
+            self._layout.insertWidget(1, self.error_note)
+            self._layout.insertLayout(2, row)
+        self.failed = True
+        self.subtitle_label.setText("Not loaded.")
+        set_banner(self.error_note, [f"{self.title} could not be loaded: {message}"])
+        self.try_again_button.setVisible(True)
+        self.try_again_button.setFocus()
+
+    def show_loading(self) -> None:
+        self.failed = False
+        self.subtitle_label.setText(f"Loading {self.title}…")
+        if self.error_note is not None and self.try_again_button is not None:
+            set_banner(self.error_note, [])
+            self.try_again_button.setVisible(False)
 
 
 class SigningIn(QWidget):
@@ -84,8 +128,10 @@ class MainWindow(QMainWindow):
     (``signing_in_as`` a username) the frame alone, until ``start_session``.
 
     ``content_ready`` is emitted once, when the first page shown with its data has been
-    painted; ``started`` once after that, when the Alerts page is built too and the
-    navigation shows the alert count: the end of start-up.
+    painted; ``started`` once the Alerts page has been built too (or could not be) and the
+    navigation shows the alert count: the end of start-up. ``started`` follows
+    ``content_ready`` when the first page is painted at once; it does not wait for a first
+    page that failed, was clicked past or is hidden before it could be painted.
     """
 
     content_ready = Signal()
@@ -143,9 +189,13 @@ class MainWindow(QMainWindow):
         self._built: dict[str, QWidget] = {}
         self._build_queued: set[str] = set()
         self._content_shown = False
-        self._first_paints: list[FirstPaint] = []
+        # The first page's paint, until it has been painted.
+        self._first_paint: FirstPaint | None = None
+        self._alert_count_queued = False
         for number, (key, title) in enumerate(NAVIGATION, start=1):
-            self.page_index[key] = self.pages.addWidget(PageLoading(key, title))
+            placeholder = PageLoading(key, title)
+            placeholder.retry.connect(lambda k=key: self._try_again(k))
+            self.page_index[key] = self.pages.addWidget(placeholder)
             item = QListWidgetItem(title)
             item.setToolTip(f"{title} (Ctrl+{number})")
             self.navigation.addItem(item)
@@ -194,8 +244,24 @@ class MainWindow(QMainWindow):
 
     def _row_changed(self, row: int) -> None:
         self.pages.setCurrentIndex(row)
+        if self._first_paint is not None:  # the first page, clicked past before its paint
+            self._queue_alert_count()
         key = self.current_page_key()
-        if key and key not in self._built and self.services is not None:
+        placeholder = self._placeholder(key)
+        # A page that could not be built waits for "Try again".
+        if placeholder is not None and not placeholder.failed and self.services is not None:
+            self._queue_build(key)
+
+    def _placeholder(self, key: str) -> PageLoading | None:
+        if not key or key in self._built:
+            return None
+        widget = self.pages.widget(self.page_index[key])
+        return widget if isinstance(widget, PageLoading) else None
+
+    def _try_again(self, key: str) -> None:
+        placeholder = self._placeholder(key)
+        if placeholder is not None:
+            placeholder.show_loading()
             self._queue_build(key)
 
     def _queue_build(self, key: str) -> None:
@@ -207,21 +273,35 @@ class MainWindow(QMainWindow):
     def _build_queued_page(self, key: str) -> None:
         self._build_queued.discard(key)
         # A page clicked past before it was built waits until it is shown again.
-        if key not in self._built and key == self.current_page_key():
-            self.page(key)
+        placeholder = self._placeholder(key)
+        if placeholder is not None and not placeholder.failed and key == self.current_page_key():
+            self._build(key)
 
     def page(self, key: str) -> QWidget:
-        """The page, built now (with its data) if it was not yet."""
-        page = self._built.get(key)
-        if page is not None:
-            return page
+        """The page, built now (with its data) if it was not yet. If it cannot be built, its
+        place in the window says why and PageUnavailable is raised."""
+        page = self._built.get(key) or self._build(key)
+        if page is None:
+            raise PageUnavailable(f"the {_TITLES[key]} page could not be built")
+        return page
+
+    def _build(self, key: str) -> QWidget | None:
+        """Build the page in its place; None, with the reason in its place, if it fails."""
         if self.services is None or self.actor is None:
             raise RuntimeError("no page before the user is signed in")
-        page = self._make_page(key, self.services, self.actor)
-        self._built[key] = page
         index = self.page_index[key]
         placeholder = self.pages.widget(index)
         showing = self.pages.currentIndex() == index
+        try:
+            page = self._make_page(key, self.services, self.actor)
+        except Exception as error:  # a locked database, or a bug: never a blank page
+            log.error("the %s page could not be built", key, exc_info=error)
+            if isinstance(placeholder, PageLoading):
+                placeholder.show_error(plain_message(error))
+            if showing and not self._content_shown:
+                self._queue_alert_count()
+            return None
+        self._built[key] = page
         self.pages.insertWidget(index, page)
         if placeholder is not None:
             self.pages.removeWidget(placeholder)
@@ -230,18 +310,27 @@ class MainWindow(QMainWindow):
             self.pages.setCurrentIndex(index)
             if not self._content_shown:
                 self._content_shown = True
-                self._first_paints.append(FirstPaint(page))
-                self._first_paints[-1].painted.connect(self._first_content_painted)
+                self._first_paint = FirstPaint(page)
+                self._first_paint.painted.connect(self._first_content_painted)
+                if not page.isVisible() or self.isMinimized():  # no paint to wait for
+                    self._queue_alert_count()
         self._connect_page(key, page)
         return page
 
     def _first_content_painted(self) -> None:
+        self._first_paint = None
         self.content_ready.emit()
+        self._queue_alert_count()
+
+    def _queue_alert_count(self) -> None:
         # The Alerts page next, for the alert count on the navigation.
-        QTimer.singleShot(0, self, self._finish_start)
+        if not self._alert_count_queued:
+            self._alert_count_queued = True
+            QTimer.singleShot(0, self, self._finish_start)
 
     def _finish_start(self) -> None:
-        self.page("alerts")
+        if "alerts" not in self._built:
+            self._build("alerts")  # if it fails, its place says why; the rest still works
         self.started.emit()
 
     def _make_page(self, key: str, services: Services, actor: Actor) -> QWidget:
@@ -311,12 +400,16 @@ class MainWindow(QMainWindow):
         return key in self._built
 
     def _show_alerts(self, severity: object) -> None:
-        self.alerts_page.set_severity_filter(severity)  # type: ignore[arg-type]
+        alerts = self._built.get("alerts") or self._build("alerts")
+        if alerts is not None:
+            cast("AlertsPage", alerts).set_severity_filter(severity)  # type: ignore[arg-type]
         self.show_page("alerts")
 
     def _open_patient(self, patient_id: int) -> None:
         self.show_page("patients")
-        self.patients_page.open_patient(patient_id)
+        patients = self._built.get("patients") or self._build("patients")
+        if patients is not None:
+            cast("PatientsPage", patients).open_patient(patient_id)
 
     def _show_alert_counts(self, counts: object) -> None:
         """'Alerts (12)' on the navigation item; marked and red when any is critical."""
@@ -407,6 +500,8 @@ class MainWindow(QMainWindow):
         services, actor = self._session()
         self.idle_timer.pause()
         self.central.setVisible(False)
+        if self._first_paint is not None:  # locked before the first page was painted
+            self._queue_alert_count()
         dialog = UnlockDialog(services, actor, self)
         dialog.accepted.connect(self._unlocked)
         dialog.rejected.connect(self.close)
