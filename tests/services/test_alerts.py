@@ -176,7 +176,9 @@ def test_a_constant_number_of_queries_whatever_the_clinic_size(
         nurse, ContactInput(1, NOW, ContactMethod.PHONE, ContactOutcome.NO_ANSWER)
     )
     large = _count_statements(services, lambda: services.alerts.alerts(nurse))
-    assert small == large <= 12
+    # 13: the reads, then keeping the forecasts computed (new pumps), in a transaction of
+    # its own that first checks that the kept-forecast triggers are in place.
+    assert small == large <= 13
 
 
 # --- an alert closes by itself -------------------------------------------------------------
