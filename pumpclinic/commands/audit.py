@@ -21,12 +21,12 @@ from pumpclinic.services.audit import verify_chain
 from pumpclinic.services.audit_key import default_key_path, load_or_create_key
 from pumpclinic.services.integrity import (
     FORECASTS_KEPT_FROM_REVISION,
-    ROWS_CHECKED_FROM_REVISION,
     ForecastCheck,
     RowCheck,
     check_kept_forecasts,
     check_rows,
 )
+from pumpclinic.services.row_seals import ROW_SEALS_FROM_REVISION
 from pumpclinic.services.settings import clinic_zone
 
 EXIT_BROKEN = 1
@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
             )
             head = session.get(AuditChainHead, 1)
             result = verify_chain(key, entries, head)
-            if revision is not None and revision >= ROWS_CHECKED_FROM_REVISION:
-                rows = check_rows(session)
+            if revision is not None and revision >= ROW_SEALS_FROM_REVISION:
+                rows = check_rows(session, key)
             if revision is not None and revision >= FORECASTS_KEPT_FROM_REVISION:
                 forecasts = check_kept_forecasts(session, load_reference(), as_of)
     except SQLAlchemyError as exc:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -321,6 +322,8 @@ class DoseProgram(Base):
     refill_id: Mapped[int | None] = mapped_column(ForeignKey("refills.id"))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime]
+    # The row's seal (pumpclinic.services.row_seals): its create is recorded here.
+    seal: Mapped[bytes | None] = mapped_column(LargeBinary(16))
 
     pump: Mapped[ImplantedPump] = relationship(back_populates="programs")
     flex_steps: Mapped[list[FlexStep]] = relationship(
@@ -389,6 +392,8 @@ class Refill(Base):
     corrects_refill_id: Mapped[int | None] = mapped_column(ForeignKey("refills.id"))
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime]
+    # The row's seal (pumpclinic.services.row_seals): its create is recorded here.
+    seal: Mapped[bytes | None] = mapped_column(LargeBinary(16))
 
     pump: Mapped[ImplantedPump] = relationship(back_populates="refills", foreign_keys=[pump_id])
 
@@ -424,6 +429,8 @@ class Appointment(Base):
     cancel_reason: Mapped[str] = mapped_column(Text, default="")
     notes: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The row's seal (pumpclinic.services.row_seals): its create is recorded here.
+    seal: Mapped[bytes | None] = mapped_column(LargeBinary(16))
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -739,6 +746,18 @@ class AuditChainHead(Base):
     last_entry_id: Mapped[int] = mapped_column(Integer)
     last_entry_hash: Mapped[str] = mapped_column(String(128))
     seal: Mapped[str] = mapped_column(String(128))
+
+
+class RowSealHead(Base):
+    """Per sealed table: how many sealed rows it holds and the sum of their seals, sealed
+    with the audit key, so that a sealed row deleted behind PumpClinic's back is detected."""
+
+    __tablename__ = "row_seal_heads"
+
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    row_count: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(32))
+    seal: Mapped[str] = mapped_column(String(64))
 
 
 # --- Derived data: the forecast kept per pump -----------------------------------------------

@@ -19,12 +19,15 @@ from sqlalchemy import Table, inspect, select, text
 from sqlalchemy.orm import Session
 
 from pumpclinic.db.engine import advance_id_sequences
-from pumpclinic.db.models import AuditChainHead, AuditEntry
+from pumpclinic.db.models import AuditChainHead, AuditEntry, ImplantedPump, User
 from pumpclinic.domain.enums import AuditAction
+from pumpclinic.services import row_seals
 from pumpclinic.services.context import Actor, ServiceContext
 from pumpclinic.services.permissions import Permission, require
 
 SECRET_COLUMNS = frozenset({"password_hash"})
+# Columns an entry leaves out: secrets, and a row's seal (pumpclinic.services.row_seals).
+NOT_AUDITED = SECRET_COLUMNS | {"seal"}
 GENESIS_HASH = "0" * 64
 # The unit of work puts the key here (ServiceContext.unit_of_work).
 SESSION_KEY = "audit_key"
@@ -41,7 +44,7 @@ def snapshot(obj: object) -> dict[str, Any]:
     """The row's column values as JSON-ready data (secrets left out)."""
     values: dict[str, Any] = {}
     for attr in inspect(obj).mapper.column_attrs:
-        if attr.key in SECRET_COLUMNS:
+        if attr.key in NOT_AUDITED:
             continue
         values[attr.key] = json_ready(getattr(obj, attr.key))
     return values
@@ -293,9 +296,12 @@ class AuditRow:
     changes: tuple[tuple[str, str, str], ...]  # (field, before, after)
 
 
-def _changes(before_json: str | None, after_json: str | None) -> tuple[tuple[str, str, str], ...]:
+def _changes(
+    before_json: str | None, after_json: str | None, after: dict[str, Any] | None = None
+) -> tuple[tuple[str, str, str], ...]:
     before = json.loads(before_json) if before_json else {}
-    after = json.loads(after_json) if after_json else {}
+    if after is None:
+        after = json.loads(after_json) if after_json else {}
     fields = sorted(set(before) | set(after))
     return tuple(
         (name, _show(before.get(name)), _show(after.get(name)))
@@ -319,16 +325,22 @@ class AuditService:
         self._ctx = context
 
     def for_patient(self, actor: Actor, patient_id: int) -> list[AuditRow]:
+        """The patient's audit entries, and a "create" line for each of the patient's
+        sealed rows (refills, programs, appointments record their create in the row:
+        who and when from its own columns, the values it was created with from the row,
+        or from its first change's "before" when it was changed since)."""
         # Entries carry clinical values: both rights are needed.
         require(actor, Permission.VIEW_AUDIT)
         require(actor, Permission.VIEW_PATIENTS)
         with self._ctx.unit_of_work() as session:
-            entries = session.scalars(
-                select(AuditEntry)
-                .where(AuditEntry.patient_id == patient_id)
-                .order_by(AuditEntry.id.desc())
+            entries = list(
+                session.scalars(
+                    select(AuditEntry)
+                    .where(AuditEntry.patient_id == patient_id)
+                    .order_by(AuditEntry.id.desc())
+                )
             )
-            return [
+            rows = [
                 AuditRow(
                     id=e.id,
                     at=e.at,
@@ -340,3 +352,48 @@ class AuditService:
                 )
                 for e in entries
             ]
+            rows.extend(_sealed_creates(session, patient_id, entries))
+            rows.sort(key=lambda r: (r.at, r.id), reverse=True)
+            return rows
+
+
+def _sealed_creates(session: Session, patient_id: int, entries: list[AuditEntry]) -> list[AuditRow]:
+    first_before: dict[tuple[str, str], str] = {}
+    for entry in reversed(entries):  # oldest first
+        if entry.action == AuditAction.UPDATE.value and entry.before_json:
+            first_before.setdefault((entry.entity, entry.entity_id), entry.before_json)
+    names: dict[int, str] = {
+        row.id: row.username for row in session.execute(select(User.id, User.username))
+    }
+    pumps = select(ImplantedPump.id).where(ImplantedPump.patient_id == patient_id)
+    found: list[AuditRow] = []
+    for sealed in row_seals.SEALED:
+        table = sealed.table
+        owner = (
+            table.c.patient_id == patient_id
+            if "patient_id" in table.c
+            else table.c.pump_id.in_(pumps.scalar_subquery())
+        )
+        query = select(table).where(owner, table.c[row_seals.SEAL_COLUMN].is_not(None))
+        for row in session.execute(query):
+            values = {
+                name: json_ready(row._mapping[name])
+                for name in row_seals.sealed_column_names(table.name)
+            }
+            entity_id = str(row.id)
+            before = first_before.get((sealed.entity, entity_id))
+            created = json.loads(before) if before else values
+            user_id = created.get(sealed.created_by)
+            at = row._mapping[sealed.created_at]
+            found.append(
+                AuditRow(
+                    id=0,
+                    at=at,
+                    username=names.get(user_id, "") if isinstance(user_id, int) else "",
+                    action=AuditAction.CREATE.value,
+                    entity=sealed.entity,
+                    entity_id=entity_id,
+                    changes=_changes(None, None, created),
+                )
+            )
+    return found

@@ -417,17 +417,9 @@ class BookingService:
             notes=notes.strip(),
         )
         session.add(row)
+        # The booking records its create in its own row (sealed at the flush, with who
+        # booked it and when): pumpclinic.services.row_seals.
         session.flush()
-        audit.record(
-            session,
-            actor=actor,
-            at=now,
-            action=AuditAction.CREATE,
-            entity="appointment",
-            entity_id=row.id,
-            patient_id=patient_id,
-            after=audit.snapshot(row),
-        )
         return row
 
     def _load(self, session: Session, appointment_id: int, expected_version: int) -> Appointment:

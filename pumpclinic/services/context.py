@@ -16,6 +16,7 @@ from pumpclinic.db.models import Base
 from pumpclinic.domain.enums import Role
 from pumpclinic.domain.reference import Reference
 from pumpclinic.domain.validation import FieldError
+from pumpclinic.services import row_seals  # noqa: F401  (seals rows at every flush)
 from pumpclinic.services.errors import DatabaseUnavailable, StaleRecord, ValidationFailed
 
 Clock = Callable[[], dt.datetime]

@@ -64,7 +64,7 @@ from pumpclinic.domain.enums import (
 from pumpclinic.domain.patients import age_in_years
 from pumpclinic.domain.reference import PumpModelSpec, Reference, ScreeningProtocolSpec
 from pumpclinic.domain.reservoir import constant_rate_forecast, daily_volume_ml
-from pumpclinic.services import audit
+from pumpclinic.services import audit, row_seals
 from pumpclinic.services.alerts import refresh_kept_forecasts
 from pumpclinic.services.context import ServiceContext
 from pumpclinic.services.errors import ServiceError
@@ -748,19 +748,35 @@ class _DemoBuilder:
     def _write(self) -> None:
         # Core executemany on the tables: every row has every column, ids are assigned here,
         # so the ORM's per-object bookkeeping would only cost time.
+        # Refills, programs and appointments carry their seal (their create's record, as
+        # the services' flush gives theirs: pumpclinic.services.row_seals), counted in
+        # their tables' heads.
+        key = self.session.info.get(audit.SESSION_KEY)
+        if not isinstance(key, bytes) or not key:
+            raise RuntimeError("no audit key on this session: open it through a ServiceContext")
         tables: list[Table] = []
+        sealed: dict[str, list[bytes]] = {}
         for model, rows in self.rows.items():
             table = model.__table__
             assert isinstance(table, Table)
             tables.append(table)
+            if model in row_seals.SEALED_BY_MODEL:
+                seals = sealed[table.name] = []
+                for row in rows:
+                    row[row_seals.SEAL_COLUMN] = seal = row_seals.seal_values(key, table.name, row)
+                    seals.append(seal)
             for start in range(0, len(rows), 5000):
                 self.session.execute(table.insert(), rows[start : start + 5000])
         advance_id_sequences(self.session, tables)
+        connection = self.session.connection()
+        for name, seals in sealed.items():
+            row_seals.apply_to_head(connection, key, name, seals, [])
         self.session.flush()
 
     def _audit(self) -> None:
-        """A create entry for every clinical row, as the services write one for theirs: the
-        demo's rows verify against the audit trail like any other."""
+        """A create entry for every clinical row that does not carry a seal, as the services
+        write one for theirs: the demo's rows verify against the audit trail like any
+        other."""
         rows = self.rows
         pump_patient = {r["id"]: r["patient_id"] for r in rows[ImplantedPump]}
         trial_patient = {r["id"]: r["patient_id"] for r in rows[ScreeningTrial]}
@@ -781,6 +797,8 @@ class _DemoBuilder:
 
         def entries() -> Iterator[audit.BulkEntry]:
             for tracked in TRACKED:
+                if tracked.model in row_seals.SEALED_BY_MODEL:
+                    continue  # sealed rows record their own create
                 for row in rows.get(tracked.model, ()):
                     yield audit.BulkEntry(
                         AuditAction.CREATE,

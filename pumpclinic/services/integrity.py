@@ -51,13 +51,14 @@ from pumpclinic.db.models import (
     Patient,
     PumpForecast,
     Refill,
+    RowSealHead,
     ScreeningTrial,
     TestDose,
 )
 from pumpclinic.db.types import UTCDateTime
 from pumpclinic.domain.enums import AuditAction
 from pumpclinic.domain.reference import Reference
-from pumpclinic.services import audit
+from pumpclinic.services import audit, row_seals
 from pumpclinic.services.alerts import ComputedForecast, paused_gc, recheck_kept_forecasts
 
 # The revision from which every tracked row's writes are audited in full.
@@ -103,6 +104,7 @@ class Finding(StrEnum):
     CHANGED = "changed"
     INSERTED = "inserted"
     DELETED = "deleted"
+    SEAL_HEAD = "seal head"  # a sealed table's head: rows deleted, or the head tampered with
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +120,26 @@ class RowProblem:
     record_id: int
     finding: Finding
     fields: tuple[FieldDifference, ...] = ()
+    detail: str = ""
 
     def describe(self) -> str:
         where = f"{self.table} #{self.record_id}"
+        if self.finding is Finding.SEAL_HEAD:
+            return f"{self.table}: {self.detail}"
         if self.finding is Finding.CHANGED:
+            if not self.fields:
+                return (
+                    f"{where} CHANGED outside PumpClinic: its values no longer match the seal"
+                    " it was saved with"
+                )
             fields = "; ".join(f"{f.name} (audited {f.audited}, now {f.now})" for f in self.fields)
             return f"{where} CHANGED outside PumpClinic: {fields}"
         if self.finding is Finding.INSERTED:
+            if self.table in row_seals.SEALED_BY_TABLE:
+                return (
+                    f"{where} INSERTED outside PumpClinic: neither a seal nor an audit entry"
+                    " records it"
+                )
             return f"{where} INSERTED outside PumpClinic: no audit entry records it"
         return f"{where} DELETED outside PumpClinic: the audit trail records it, the table does not"
 
@@ -221,7 +236,7 @@ class _Table:
     def __init__(self, tracked: Tracked) -> None:
         self.tracked = tracked
         self.table = tracked.table
-        self.names = tuple(c.key for c in self.table.columns if c.key not in audit.SECRET_COLUMNS)
+        self.names = tuple(c.key for c in self.table.columns if c.key not in audit.NOT_AUDITED)
         self.normalize = tuple(_normalizer(self.table.c[name]) for name in self.names)
         self.index = {name: i for i, name in enumerate(self.names)}
 
@@ -278,36 +293,123 @@ def _fold(session: Session, spec: _Table) -> dict[int, Any]:
     return state
 
 
-def check_table(session: Session, tracked: Tracked) -> tuple[int, list[RowProblem]]:
-    """(rows read, problems) for one table."""
+@dataclass(slots=True)
+class _SealTally:
+    """The sealed rows a table holds, as its head should count them."""
+
+    count: int = 0
+    total: int = 0
+
+
+def check_table(
+    session: Session, tracked: Tracked, key: bytes | None = None
+) -> tuple[int, list[RowProblem]]:
+    """(rows read, problems) for one table. With ``key``, a row of a sealed table that
+    carries a seal is checked against it (and against the entries of its changes, if any),
+    and the table's head against the sealed rows it holds."""
     spec = _Table(tracked)
     state = _fold(session, spec)
     table = spec.table
+    sealed = row_seals.SEALED_BY_TABLE.get(table.name) if key is not None else None
+    tally = _SealTally()
     problems: list[RowProblem] = []
     rows = 0
+    present: list[int] = []
     query = select(table).order_by(table.c.id).execution_options(yield_per=_STREAM_BATCH)
     for row in session.execute(query):
         rows += 1
         expected = state.pop(row.id, None)
+        seal = row._mapping[row_seals.SEAL_COLUMN] if sealed is not None else None
+        if key is not None and seal is not None:
+            present.append(row.id)
+            tally.count += 1
+            tally.total += row_seals.seal_number(seal)
+            if expected is _DELETED:
+                # Written again under an id the log says was deleted: the valid seal says
+                # PumpClinic wrote it; a deleted row put back is caught by the head's sum.
+                expected = None
+            differences = spec.differences(expected, row) if expected is not None else ()
+            if differences or not row_seals.seal_matches(key, table.name, row._mapping, seal):
+                problems.append(RowProblem(table.name, row.id, Finding.CHANGED, differences))
+            continue
+        if sealed is not None:
+            present.append(row.id)
         if expected is None or expected is _DELETED:
             problems.append(RowProblem(table.name, row.id, Finding.INSERTED))
             continue
         differences = spec.differences(expected, row)
         if differences:
             problems.append(RowProblem(table.name, row.id, Finding.CHANGED, differences))
+    audited_deletes = {record_id for record_id, value in state.items() if value is _DELETED}
     for record_id, expected in sorted(state.items()):
         if expected is not _DELETED:
             problems.append(RowProblem(table.name, record_id, Finding.DELETED))
+    if sealed is not None and key is not None:
+        problems.extend(_check_head(session, key, table.name, tally, present, audited_deletes))
     return rows, problems
 
 
-def check_rows(session: Session, tables: Iterable[Tracked] = TRACKED) -> RowCheck:
-    """Every tracked table against the audit trail."""
+def _check_head(
+    session: Session,
+    key: bytes,
+    table_name: str,
+    tally: _SealTally,
+    present: list[int],
+    audited_deletes: set[int],
+) -> list[RowProblem]:
+    head = session.get(RowSealHead, table_name)
+    if head is None:
+        detail = (
+            "its sealed head is MISSING (deleted outside PumpClinic): sealed rows deleted"
+            " behind PumpClinic's back cannot be ruled out"
+        )
+        return [RowProblem(table_name, 0, Finding.SEAL_HEAD, detail=detail)]
+    if not row_seals.head_is_sealed(key, head):
+        detail = (
+            "its sealed head was CHANGED outside PumpClinic: sealed rows deleted behind"
+            " PumpClinic's back cannot be ruled out"
+        )
+        return [RowProblem(table_name, 0, Finding.SEAL_HEAD, detail=detail)]
+    if head.row_count == tally.count and head.digest == row_seals.digest_hex(tally.total):
+        return []
+    if head.row_count > tally.count:
+        missing = head.row_count - tally.count
+        gaps = _gaps(present, audited_deletes)
+        where = f"; ids absent from the table: {', '.join(f'#{i}' for i in gaps[:20])}" + (
+            f" and {len(gaps) - 20} more" if len(gaps) > 20 else ""
+        )
+        detail = (
+            f"{missing} sealed row{'s' if missing != 1 else ''} DELETED outside PumpClinic:"
+            f" the table holds {tally.count} sealed rows, its sealed head counts"
+            f" {head.row_count}" + (where if gaps else "")
+        )
+    else:
+        detail = (
+            "sealed rows REPLACED or added outside PumpClinic: the table holds"
+            f" {tally.count} sealed rows, its sealed head counts {head.row_count}, and their"
+            " seals do not add up to the head's"
+        )
+    return [RowProblem(table_name, 0, Finding.SEAL_HEAD, detail=detail)]
+
+
+def _gaps(present: list[int], audited_deletes: set[int]) -> list[int]:
+    """Ids below the table's highest that no row has and no audited delete explains."""
+    if not present:
+        return []
+    have = set(present)
+    return [i for i in range(1, max(have)) if i not in have and i not in audited_deletes]
+
+
+def check_rows(
+    session: Session, key: bytes | None, tables: Iterable[Tracked] = TRACKED
+) -> RowCheck:
+    """Every tracked table against the audit trail (and, with the key, the sealed rows
+    against their seals and heads)."""
     rows = 0
     count = 0
     problems: list[RowProblem] = []
     for tracked in tables:
-        read, found = check_table(session, tracked)
+        read, found = check_table(session, tracked, key)
         rows += read
         count += 1
         problems.extend(found)
@@ -338,7 +440,7 @@ def adopt_unchecked_rows(session: Session, at: dt.datetime) -> int:
             values = {
                 name: audit.json_ready(getattr(row, name))
                 for name in (c.key for c in table.columns)
-                if name not in audit.SECRET_COLUMNS
+                if name not in audit.NOT_AUDITED
             }
             entries.append(
                 audit.BulkEntry(

@@ -709,21 +709,10 @@ class RefillService:
                     appointment.status = AppointmentStatus.COMPLETED.value
                     appointment.status_changed_at = now
                     appointment.status_changed_by_id = actor.user_id
+            # The refill and its program record their create in their own rows: the
+            # flush seals them (pumpclinic.services.row_seals), with who recorded the
+            # refill, who checked it and when as columns of the rows.
             session.flush()
-            audit.record(
-                session,
-                actor=actor,
-                at=now,
-                action=AuditAction.CREATE,
-                entity="refill",
-                entity_id=refill.id,
-                patient_id=pump.patient_id,
-                after={
-                    **audit.snapshot(refill),
-                    "program": audit.snapshot(program),
-                    "double_checked_by": checker.username,
-                },
-            )
             if completed is not None:
                 appointment, before = completed
                 audit.record(

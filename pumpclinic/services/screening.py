@@ -1632,17 +1632,9 @@ class ScreeningService:
             ),
         )
         session.add(booking)
+        # The booking records its create in its own row (sealed at the flush, with who
+        # booked it and when): pumpclinic.services.row_seals.
         session.flush()
-        audit.record(
-            session,
-            actor=actor,
-            at=now,
-            action=AuditAction.CREATE,
-            entity="appointment",
-            entity_id=booking.id,
-            patient_id=trial.patient_id,
-            after=audit.snapshot(booking),
-        )
         return booking
 
     def _open_booking(self, session: Session, dose: TestDose) -> Appointment | None:

@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pumpclinic.db.models import Appointment, AuditEntry, ScreeningTrial
+from pumpclinic.db.models import Appointment, AuditEntry, RowSealHead, ScreeningTrial
 from pumpclinic.domain.enums import AppointmentKind, AppointmentStatus, DoseResponse, Role
 from pumpclinic.domain.reference import Reference
 from pumpclinic.services import schedule_locks
@@ -126,6 +126,15 @@ def audit_count(services: Services) -> int:
         return int(session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
 
 
+def sealed_appointments(services: Services) -> int:
+    """Appointments written through PumpClinic (a booking records its create in its seal),
+    as the sealed head counts them."""
+    with services.context.unit_of_work() as session:
+        head = session.get(RowSealHead, "appointments")
+        assert head is not None
+        return head.row_count
+
+
 # --- refill slots -----------------------------------------------------------------------
 
 
@@ -160,6 +169,7 @@ def test_two_workstations_take_the_same_refill_slot(
         return workstation.booking.reschedule(actor, old.id, old.version, SLOT)
 
     audits_before = audit_count(services)
+    sealed_before = sealed_appointments(services)
     with Meanwhile(
         services.context.session_factory,
         lambda: take_slot(other, nina_there, second, b_does),
@@ -182,9 +192,11 @@ def test_two_workstations_take_the_same_refill_slot(
         "That slot was just taken by another workstation: 09:00 on Tue 01 Dec 2026 is now"
         " booked for OKAFOR, Ada (by stef at 10:00). Choose another slot."
     ]
-    # Nothing of B's attempt was written: its old booking stands, no audit entry of it.
-    audits_of_a = 2 if a_does == "reschedule" else 1  # a reschedule also cancels the old one
-    assert audit_count(services) == audits_before + audits_of_a
+    # Nothing of B's attempt was written: its old booking stands, no audit entry of it, and
+    # only A's booking is sealed (a booking's create is its seal; a reschedule also cancels
+    # the old one, an audited change).
+    assert audit_count(services) == audits_before + (1 if a_does == "reschedule" else 0)
+    assert sealed_appointments(services) == sealed_before + 1
     b_old = existing[second]
     [still] = [
         r for r in services.booking.appointments_for_patient(staff, second) if r.id == b_old.id
