@@ -117,8 +117,8 @@ def test_a_sealed_row_inserted_behind_the_apps_back_is_named(
     )
     found = problems(services)
     # A copied seal does not fit another id; the head counts one sealed row too many.
-    assert "refills #900 CHANGED outside PumpClinic: its values no longer match the seal" in (
-        found[0]
+    assert (
+        "refills #900 CHANGED outside PumpClinic: its values no longer match the seal" in (found[0])
     )
     assert "refills: sealed rows REPLACED or added outside PumpClinic" in found[1]
     assert len(found) == 2
@@ -130,8 +130,9 @@ def test_a_sealed_row_deleted_behind_the_apps_back_is_named(
     behind_the_apps_back(services, "DELETE FROM dose_programs WHERE refill_id = :id", id=refilled)
     behind_the_apps_back(services, "DELETE FROM refills WHERE id = :id", id=refilled)
     found = problems(services)
-    assert "refills: 1 sealed row DELETED outside PumpClinic: the table holds 1 sealed rows," in (
-        found[0]
+    assert (
+        "refills: 1 sealed row DELETED outside PumpClinic: the table holds 1 sealed rows,"
+        in (found[0])
     )
     assert "dose_programs: 1 sealed row DELETED outside PumpClinic" in found[1]
     assert len(found) == 2
