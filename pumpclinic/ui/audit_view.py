@@ -94,7 +94,8 @@ class AuditDialog(QDialog):
             page_header(
                 f"History of {patient_name}",
                 "Every change to this patient's record, refills, bookings and trial, newest "
-                "first. Entries are chained: a change made outside PumpClinic is detected by "
+                "first. Entries are chained, and refills, programs and bookings sealed when "
+                "created: a change made outside PumpClinic is detected by "
                 "'pumpclinic audit-verify'.",
             )
         )
