@@ -21,12 +21,13 @@ from pumpclinic.services.audit import verify_chain
 from pumpclinic.services.audit_key import default_key_path, load_or_create_key
 from pumpclinic.services.integrity import (
     FORECASTS_KEPT_FROM_REVISION,
+    ROWS_CHECKED_FROM_REVISION,
     ForecastCheck,
     RowCheck,
     check_kept_forecasts,
     check_rows,
 )
-from pumpclinic.services.row_seals import ROW_SEALS_FROM_REVISION
+from pumpclinic.services.row_seals import ROW_SEALS_FROM_REVISION, heads_state
 from pumpclinic.services.settings import clinic_zone
 
 EXIT_BROKEN = 1
@@ -80,9 +81,13 @@ def run(args: argparse.Namespace) -> int:
                 select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=2000)
             )
             head = session.get(AuditChainHead, 1)
-            result = verify_chain(key, entries, head)
-            if revision is not None and revision >= ROW_SEALS_FROM_REVISION:
-                rows = check_rows(session, key)
+            sealed = revision is not None and revision >= ROW_SEALS_FROM_REVISION
+            tables = heads_state(session.connection()) if sealed else ""
+            result = verify_chain(key, entries, head, tables)
+            if revision is not None and revision >= ROWS_CHECKED_FROM_REVISION:
+                # Seals and their heads from row seals on (a database not yet opened by
+                # this version has none: its rows are checked against the log alone).
+                rows = check_rows(session, key if sealed else None)
             if revision is not None and revision >= FORECASTS_KEPT_FROM_REVISION:
                 forecasts = check_kept_forecasts(session, load_reference(), as_of)
     except SQLAlchemyError as exc:

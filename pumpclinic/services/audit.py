@@ -187,9 +187,10 @@ def stale_message(
     )
 
 
-def head_seal(key: bytes, last_entry_id: int, last_entry_hash: str) -> str:
-    message = f"head:{last_entry_id}:{last_entry_hash}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+def head_seal(key: bytes, last_entry_id: int, last_entry_hash: str, tables: str = "") -> str:
+    """The chain head's seal: its newest entry, and every sealed table's head
+    (:func:`pumpclinic.services.row_seals.chain_head_seal`)."""
+    return row_seals.chain_head_seal(key, last_entry_id, last_entry_hash, tables)
 
 
 def _seal_head(session: Session, key: bytes, last_entry_id: int, last_entry_hash: str) -> None:
@@ -199,7 +200,8 @@ def _seal_head(session: Session, key: bytes, last_entry_id: int, last_entry_hash
         session.add(head)
     head.last_entry_id = last_entry_id
     head.last_entry_hash = last_entry_hash
-    head.seal = head_seal(key, last_entry_id, last_entry_hash)
+    tables = row_seals.heads_state(session.connection())
+    head.seal = head_seal(key, last_entry_id, last_entry_hash, tables)
 
 
 def seal_existing_chain(session: Session, key: bytes) -> None:
@@ -239,10 +241,12 @@ class ChainCheck:
 
 
 def verify_chain(
-    key: bytes, entries: Iterable[AuditEntry], head: AuditChainHead | None
+    key: bytes, entries: Iterable[AuditEntry], head: AuditChainHead | None, tables: str = ""
 ) -> ChainCheck:
     """Walk the entries in id order; name the first that does not follow from the last,
-    then check the sealed head, which catches the newest entries being deleted."""
+    then check the sealed head, which catches the newest entries being deleted (and, with
+    ``tables`` — :func:`pumpclinic.services.row_seals.heads_state` — an older copy of a
+    sealed table's head put back)."""
     expected_previous = GENESIS_HASH
     checked = 0
     last_id: int | None = None
@@ -269,8 +273,13 @@ def verify_chain(
         return ChainCheck(
             False, checked, last_id, "the chain's sealed head is missing (it was deleted)"
         )
-    if not hmac.compare_digest(head.seal, head_seal(key, head.last_entry_id, head.last_entry_hash)):
-        return ChainCheck(False, checked, head.last_entry_id, "the chain's sealed head was changed")
+    if not hmac.compare_digest(
+        head.seal, head_seal(key, head.last_entry_id, head.last_entry_hash, tables)
+    ):
+        reason = "the chain's sealed head was changed"
+        if tables:
+            reason += " (or a sealed table's head: refills, programs or appointments)"
+        return ChainCheck(False, checked, head.last_entry_id, reason)
     if last_id is None or head.last_entry_id > last_id:
         return ChainCheck(
             False,

@@ -262,8 +262,11 @@ class _Table:
         return tuple(found)
 
 
-def _fold(session: Session, spec: _Table) -> dict[int, Any]:
-    """Each row's latest audited values (``_DELETED`` when deleted), from the log in order."""
+def _fold(session: Session, spec: _Table) -> tuple[dict[int, Any], set[int]]:
+    """Each row's latest audited values (``_DELETED`` when deleted), from the log in order;
+    and the rows an entry creates (their own create entry, or nested in the entry of the
+    record they were written with). A row whose entries only change it was not created
+    through PumpClinic."""
     tracked = spec.tracked
     entities = {tracked.entity} | {entity for entity, _key in tracked.nested_in}
     query = (
@@ -280,17 +283,22 @@ def _fold(session: Session, spec: _Table) -> dict[int, Any]:
     # Per row, a list in column order (``_MISSING`` where no entry gave a value): compact
     # enough for a table of a large clinic.
     state: dict[int, Any] = {}
+    created: set[int] = set()
     width = len(spec.names)
     for entity, entity_id, action, after_json in session.execute(query):
+        creates = entity != tracked.entity or action == AuditAction.CREATE.value
         for record_id, values in _records(tracked, entity, entity_id, action, after_json):
             if values is None:
                 state[record_id] = _DELETED
+                created.discard(record_id)
                 continue
+            if creates:
+                created.add(record_id)
             known = state.get(record_id)
             if known is None or known is _DELETED:
                 known = state[record_id] = [_MISSING] * width
             spec.overlay(known, values)
-    return state
+    return state, created
 
 
 @dataclass(slots=True)
@@ -308,14 +316,17 @@ def check_table(
     carries a seal is checked against it (and against the entries of its changes, if any),
     and the table's head against the sealed rows it holds."""
     spec = _Table(tracked)
-    state = _fold(session, spec)
+    state, created = _fold(session, spec)
     table = spec.table
     sealed = row_seals.SEALED_BY_TABLE.get(table.name) if key is not None else None
     tally = _SealTally()
     problems: list[RowProblem] = []
     rows = 0
     present: list[int] = []
-    query = select(table).order_by(table.c.id).execution_options(yield_per=_STREAM_BATCH)
+    # Without the key (a database from before row seals has no seal column) the seals are
+    # not read.
+    columns = [c for c in table.columns if sealed is not None or c.key != row_seals.SEAL_COLUMN]
+    query = select(*columns).order_by(table.c.id).execution_options(yield_per=_STREAM_BATCH)
     for row in session.execute(query):
         rows += 1
         expected = state.pop(row.id, None)
@@ -334,7 +345,7 @@ def check_table(
             continue
         if sealed is not None:
             present.append(row.id)
-        if expected is None or expected is _DELETED:
+        if expected is None or expected is _DELETED or row.id not in created:
             problems.append(RowProblem(table.name, row.id, Finding.INSERTED))
             continue
         differences = spec.differences(expected, row)

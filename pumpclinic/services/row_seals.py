@@ -41,7 +41,14 @@ from sqlalchemy import Boolean, Connection, Date, Float, Integer, Table, bindpar
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from pumpclinic.db.models import Appointment, Base, DoseProgram, Refill, RowSealHead
+from pumpclinic.db.models import (
+    Appointment,
+    AuditChainHead,
+    Base,
+    DoseProgram,
+    Refill,
+    RowSealHead,
+)
 from pumpclinic.db.types import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,7 @@ _MODULUS = 1 << (8 * SEAL_BYTES)
 # The session key the unit of work puts the audit key under (as pumpclinic.services.audit).
 _SESSION_KEY = "audit_key"
 _DELETED_SEALS = "row_seals_deleted"
+_TRUSTED = "row_seals_trusted"
 # The revision that added the seal columns and heads.
 ROW_SEALS_FROM_REVISION = "0010"
 
@@ -89,10 +97,17 @@ def _canonical_value(kind: Any) -> Callable[[Any], Any]:
     if isinstance(kind, Boolean):
         return bool
     if isinstance(kind, Float):
-        return float
+        return lambda v: float(v) + 0.0  # -0.0 as 0.0: SQLite keeps no negative zero
     if isinstance(kind, Integer):
-        return int
+        return _whole
     return str
+
+
+def _whole(value: Any) -> int | float:
+    """An integer column's value; one that is not whole (stored behind PumpClinic's back)
+    stays a float, so that it does not match the integer it was sealed with."""
+    number = float(value)
+    return int(number) if number.is_integer() else number
 
 
 class _Columns:
@@ -130,7 +145,11 @@ def seal_values(key: bytes, table_name: str, values: Mapping[Any, Any]) -> bytes
 def seal_matches(key: bytes, table_name: str, values: Mapping[Any, Any], seal: object) -> bool:
     if not isinstance(seal, bytes | bytearray | memoryview) or len(bytes(seal)) != SEAL_BYTES:
         return False
-    return hmac.compare_digest(bytes(seal), seal_values(key, table_name, values))
+    try:
+        expected = seal_values(key, table_name, values)
+    except (TypeError, ValueError):  # a value not of its column's kind: not what was sealed
+        return False
+    return hmac.compare_digest(bytes(seal), expected)
 
 
 def seal_number(seal: bytes) -> int:
@@ -152,9 +171,62 @@ def head_is_sealed(key: bytes, head: RowSealHead) -> bool:
     )
 
 
+# --- the audit chain's head covers the sealed heads ---------------------------------------
+
+
+def heads_state(connection: Connection) -> str:
+    """Every sealed head's count and digest, in one text the audit chain's head seals."""
+    heads = RowSealHead.__table__
+    assert isinstance(heads, Table)
+    rows = connection.execute(
+        select(heads.c.table_name, heads.c.row_count, heads.c.digest).order_by(heads.c.table_name)
+    )
+    return ";".join(f"{name}={count}:{digest}" for name, count, digest in rows)
+
+
+def chain_head_seal(key: bytes, last_entry_id: int, last_entry_hash: str, tables: str) -> str:
+    """The seal of the audit chain's head: its newest entry and, from row seals on, every
+    sealed head, so that an older copy of a sealed head put back (hiding the newest rows
+    deleted) breaks the chain head's seal too."""
+    message = f"head:{last_entry_id}:{last_entry_hash}"
+    if tables:
+        message += f":tables:{tables}"
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _reseal_chain_head(connection: Connection, key: bytes, tables_before: str) -> None:
+    """After a sealed head changed: seal the chain's head again over the new heads — only
+    if it was sealed over the heads as they were (never over a change made behind
+    PumpClinic's back)."""
+    chain = AuditChainHead.__table__
+    assert isinstance(chain, Table)
+    head = connection.execute(select(chain).where(chain.c.id == 1)).first()
+    if head is None:
+        return
+    if not hmac.compare_digest(
+        head.seal, chain_head_seal(key, head.last_entry_id, head.last_entry_hash, tables_before)
+    ):
+        log.warning("the audit chain's head does not match its seal: left as found")
+        return
+    seal = chain_head_seal(key, head.last_entry_id, head.last_entry_hash, heads_state(connection))
+    connection.execute(chain.update().where(chain.c.id == 1).values(seal=seal))
+
+
 def make_heads(session: Session, key: bytes) -> None:
-    """When the clinic is created or upgraded to row seals: a head per sealed table,
-    counting the sealed rows it holds (none, unless it already had heads)."""
+    """A head per sealed table, when the clinic is new or was last written before row
+    seals: its chain head (if any) is sealed without heads. A head missing later is left
+    missing, for ``audit-verify`` to report: making it again would hide the rows deleted
+    with it."""
+    connection = session.connection()
+    tables_before = heads_state(connection)
+    chain = session.get(AuditChainHead, 1)
+    if chain is not None:
+        before_row_seals = hmac.compare_digest(
+            chain.seal, chain_head_seal(key, chain.last_entry_id, chain.last_entry_hash, "")
+        )
+        if not before_row_seals:
+            return
+    made = False
     for sealed in SEALED:
         name = sealed.table.name
         if session.get(RowSealHead, name) is not None:
@@ -174,7 +246,11 @@ def make_heads(session: Session, key: bytes) -> None:
                 seal=head_seal(key, name, count, digest),
             )
         )
+        made = True
     session.flush()
+    if made:
+        _reseal_chain_head(connection, key, tables_before)
+        session.expire_all()
 
 
 def apply_to_head(
@@ -201,6 +277,7 @@ def apply_to_head(
     if not hmac.compare_digest(head.seal, head_seal(key, table_name, head.row_count, head.digest)):
         log.warning("row seal head for %s does not match its seal: left as found", table_name)
         return False
+    tables_before = heads_state(connection)
     count = head.row_count + len(added) - len(removed)
     total = int(head.digest, 16) + sum(map(seal_number, added)) - sum(map(seal_number, removed))
     digest = digest_hex(total)
@@ -209,6 +286,7 @@ def apply_to_head(
         .where(heads.c.table_name == table_name)
         .values(row_count=count, digest=digest, seal=head_seal(key, table_name, count, digest))
     )
+    _reseal_chain_head(connection, key, tables_before)
     return True
 
 
@@ -222,17 +300,46 @@ def _key_of(session: Session) -> bytes | None:
 
 @event.listens_for(Session, "before_flush")
 def _before_flush(session: Session, _context: object, _instances: object) -> None:
-    """The seals of the rows this flush deletes, read while the rows are still there."""
-    if _key_of(session) is None:
+    """Before this flush writes: take the audit lock (PostgreSQL), read the seals of the
+    sealed rows it deletes, and check the seals of those it changes."""
+    key = _key_of(session)
+    if key is None:
         return
+    changing: dict[str, list[int]] = {}
     doomed: dict[str, list[int]] = {}
+    any_new = False
+    for obj in session.new:
+        any_new = any_new or type(obj) in SEALED_BY_MODEL
+    for obj in session.dirty:
+        sealed = SEALED_BY_MODEL.get(type(obj))
+        if sealed is not None and session.is_modified(obj, include_collections=False):
+            changing.setdefault(sealed.table.name, []).append(obj.id)
     for obj in session.deleted:
         sealed = SEALED_BY_MODEL.get(type(obj))
         if sealed is not None and getattr(obj, "id", None) is not None:
             doomed.setdefault(sealed.table.name, []).append(obj.id)
-    if not doomed:
+    if not (any_new or changing or doomed):
         return
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # Before any row of this flush is written, in the order every audit write takes:
+        # the log first, then rows and heads. Two workstations, one changing a booking and
+        # one recording the refill that completes it, then wait for each other in turn
+        # (the second told the record changed) instead of deadlocking.
+        connection.exec_driver_sql("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+    trusted: dict[str, set[int]] = {}
+    for name, ids in changing.items():
+        table = SEALED_BY_TABLE[name].table
+        good = trusted[name] = set()
+        for row in connection.execute(select(table).where(table.c.id.in_(ids))):
+            seal = row._mapping[SEAL_COLUMN]
+            if seal is not None and seal_matches(key, name, row._mapping, seal):
+                good.add(row.id)
+            else:
+                # Not sealed again: a row changed behind PumpClinic's back stays reported
+                # (its old seal no longer matches), and one without a seal (written before
+                # row seals, or inserted behind its back) stays checked against the log.
+                log.warning("%s #%s: seal missing or not matching, not sealed again", name, row.id)
     found: dict[str, list[bytes]] = {}
     for name, ids in doomed.items():
         table = SEALED_BY_TABLE[name].table
@@ -242,17 +349,19 @@ def _before_flush(session: Session, _context: object, _instances: object) -> Non
             )
         ).scalars()
         found[name] = [bytes(s) for s in seals]
+    session.info[_TRUSTED] = trusted
     session.info[_DELETED_SEALS] = found
 
 
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _context: object) -> None:
-    """Seal the rows of the sealed tables this flush inserted or changed, and count them
-    (and the rows it deleted) in their tables' heads."""
+    """Seal the rows of the sealed tables this flush inserted, seal again those it changed
+    whose seal held before, and count them (and the rows it deleted) in their heads."""
     key = _key_of(session)
     if key is None:
         return
     deleted: dict[str, list[bytes]] = session.info.pop(_DELETED_SEALS, {})
+    trusted: dict[str, set[int]] = session.info.pop(_TRUSTED, {})
     written: dict[str, dict[int, object]] = {}
     for obj in session.new:
         sealed = SEALED_BY_MODEL.get(type(obj))
@@ -260,15 +369,11 @@ def _after_flush(session: Session, _context: object) -> None:
             written.setdefault(sealed.table.name, {})[obj.id] = obj
     for obj in session.dirty:
         sealed = SEALED_BY_MODEL.get(type(obj))
-        if sealed is not None and session.is_modified(obj, include_collections=False):
+        if sealed is not None and obj.id in trusted.get(sealed.table.name, ()):
             written.setdefault(sealed.table.name, {})[obj.id] = obj
     if not written and not any(deleted.values()):
         return
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # The same order as every audit write (log first, then heads): no deadlock between
-        # two workstations, one writing a log entry and one sealing a row.
-        connection.exec_driver_sql("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
     for name in sorted(set(written) | set(deleted)):
         objects = written.get(name, {})
         added, removed = seal_rows(connection, key, name, objects)

@@ -13,6 +13,7 @@ import pytest
 
 from pumpclinic.cli import main
 from pumpclinic.domain.enums import DoseResponse
+from pumpclinic.services.audit import head_seal
 from pumpclinic.services.demo import create_demo_clinic
 from pumpclinic.services.integrity import ADOPTING_USER
 from pumpclinic.services.screening import DoseCorrection, ObservationInput
@@ -195,6 +196,7 @@ def test_rows_an_older_version_left_unaudited_are_adopted_once_at_the_upgrade(
         assert patient is not None
         patient.do_not_contact = True
         patient.updated_at = patient.updated_at + dt.timedelta(minutes=5)
+    key = services.context.audit_key
     services.close()
     from alembic import command
 
@@ -203,6 +205,16 @@ def test_rows_an_older_version_left_unaudited_are_adopted_once_at_the_upgrade(
     engine = make_engine(f"sqlite+pysqlite:///{db_path}")
     command.downgrade(alembic_config(engine), "0005")
     engine.dispose()
+    # An older version sealed the chain's head over its newest entry alone (there were no
+    # sealed tables' heads to cover).
+    (last_id, last_hash) = one(
+        db_path, "SELECT last_entry_id, last_entry_hash FROM audit_chain_head"
+    )
+    sql(
+        db_path,
+        "UPDATE audit_chain_head SET seal = ?",
+        head_seal(key, last_id, last_hash),
+    )
     code, out = verify(db_path, capsys)
     assert code == 0, out
     assert "Clinical rows not checked" in out

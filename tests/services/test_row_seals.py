@@ -11,9 +11,17 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from pumpclinic.db.engine import make_engine
-from pumpclinic.db.models import Appointment, AuditEntry, DoseProgram, Refill, RowSealHead
+from pumpclinic.db.models import (
+    Appointment,
+    AuditChainHead,
+    AuditEntry,
+    DoseProgram,
+    Refill,
+    RowSealHead,
+)
 from pumpclinic.domain.enums import AppointmentStatus, Role
 from pumpclinic.services import row_seals
+from pumpclinic.services.audit import verify_chain
 from pumpclinic.services.clinic import Services
 from pumpclinic.services.context import Actor
 from pumpclinic.services.integrity import check_rows
@@ -301,3 +309,106 @@ def test_the_audit_view_shows_the_sealed_creates_with_who_and_when(
     assert ("volume_after_ml", "", "20.0") in lines[("create", "refill", "1")].changes
     assert lines[("create", "dose_program", "1")].username == "nina"
     assert [r.at for r in rows] == sorted((r.at for r in rows), reverse=True)
+
+
+def chain(services: Services) -> str:
+    """What the chain check says of the audit chain's head (which covers the heads)."""
+    with services.context.unit_of_work() as session:
+        entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        result = verify_chain(
+            services.context.audit_key,
+            entries,
+            session.get(AuditChainHead, 1),
+            row_seals.heads_state(session.connection()),
+        )
+    return "intact" if result.ok else result.reason
+
+
+def test_an_older_copy_of_the_heads_put_back_breaks_the_chain_head(
+    services: Services, nurse: Actor, refilled: int, clock: FixedClock
+) -> None:
+    """Saving the heads, then deleting the refills recorded since and putting the saved
+    heads back, leaves counts and sums that add up: the chain's head, sealed over every
+    head, is what tells."""
+    assert chain(services) == "intact"
+    with services.context.unit_of_work() as session:
+        saved = [
+            (h.table_name, h.row_count, h.digest, h.seal)
+            for h in session.scalars(select(RowSealHead))
+        ]
+    clock.advance(days=20)
+    newest = record_checked(
+        services,
+        nurse,
+        RefillInput(
+            pump_id=_pump_of(services, refilled),
+            performed_at=clock(),
+            aspirated_residual_ml=9.0,
+            drug_product_id="baclofen-2000",
+            lot_number="LOT-C3",
+            volume_added_ml=11.0,
+            dose_mcg_per_day=450.0,
+        ),
+        DoubleCheck("carl", PASSWORDS[Role.CLINICIAN], 2000, 450),
+    )
+    assert chain(services) == "intact"
+    for statement in (
+        "DELETE FROM dose_programs WHERE refill_id = :id",
+        "DELETE FROM refills WHERE id = :id",
+    ):
+        behind_the_apps_back(services, statement, id=newest.refill.id)
+    for name, count, digest, seal in saved:
+        behind_the_apps_back(
+            services,
+            "UPDATE row_seal_heads SET row_count = :count, digest = :digest, seal = :seal"
+            " WHERE table_name = :name",
+            count=count,
+            digest=digest,
+            seal=seal,
+            name=name,
+        )
+    assert problems(services) == []  # the rows agree with the heads put back...
+    assert chain(services).startswith("the chain's sealed head was changed")  # ...not the chain
+
+
+def test_an_app_change_does_not_seal_over_a_change_made_behind_its_back(
+    services: Services, staff: Actor, appointment: int
+) -> None:
+    behind_the_apps_back(
+        services, "UPDATE appointments SET notes = 'moved by phone' WHERE id = :id", id=appointment
+    )
+    changed = [
+        f"appointments #{appointment} CHANGED outside PumpClinic: its values no longer match"
+        " the seal it was saved with"
+    ]
+    assert problems(services) == changed
+    services.booking.set_status(staff, appointment, 1, AppointmentStatus.ARRIVED)
+    found = problems(services)
+    assert found[0].startswith(f"appointments #{appointment} CHANGED outside PumpClinic")
+
+
+def test_a_row_inserted_behind_the_apps_back_is_not_adopted_by_an_app_change(
+    services: Services, staff: Actor, appointment: int
+) -> None:
+    behind_the_apps_back(
+        services,
+        "INSERT INTO appointments (id, patient_id, pump_id, kind, status, starts_at, ends_at,"
+        " booked_by_id, booked_at, late_reason, cancel_reason, notes, version)"
+        " SELECT 777, patient_id, pump_id, kind, status, starts_at + 86400000000, "
+        " ends_at + 86400000000, booked_by_id, booked_at, late_reason, cancel_reason, notes,"
+        " version FROM appointments WHERE id = :id",
+        id=appointment,
+    )
+    inserted = (
+        "appointments #777 INSERTED outside PumpClinic: neither a seal nor an audit entry"
+        " records it"
+    )
+    assert problems(services) == [inserted]
+    services.booking.set_status(staff, 777, 1, AppointmentStatus.ARRIVED)
+    assert _seal_of_or_none(services, 777) is None  # not sealed by the change
+    assert problems(services) == [inserted]  # nor taken for PumpClinic's by its entry
+
+
+def _seal_of_or_none(services: Services, appointment_id: int) -> bytes | None:
+    with services.context.unit_of_work() as session:
+        return session.scalar(select(Appointment.seal).where(Appointment.id == appointment_id))
