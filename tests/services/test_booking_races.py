@@ -153,6 +153,13 @@ def test_two_workstations_take_the_same_refill_slot(
     b_does: str,
 ) -> None:
     other, _clock = second_workstation
+    dialect = services.context.session_factory.kw["bind"].dialect.name
+    if not protected and b_does == "reschedule" and dialect == "postgresql":
+        pytest.skip(
+            "on PostgreSQL the reschedule's first write (cancelling the old booking) takes the"
+            " audit lock, which A holds until it commits: B waits even without the schedule"
+            " lock, so the race cannot be shown there"
+        )
     nina_there = other.users.authenticate("nina", PASSWORDS[Role.NURSE])
     first, _ = implanted_patient(services, nurse, clinician, mrn="RIV-000100")
     second, _ = implanted_patient(services, nurse, clinician, mrn="RIV-000200")

@@ -394,9 +394,9 @@ def test_a_row_inserted_behind_the_apps_back_is_not_adopted_by_an_app_change(
         services,
         "INSERT INTO appointments (id, patient_id, pump_id, kind, status, starts_at, ends_at,"
         " booked_by_id, booked_at, late_reason, cancel_reason, notes, version)"
-        " SELECT 777, patient_id, pump_id, kind, status, starts_at + 86400000000, "
-        " ends_at + 86400000000, booked_by_id, booked_at, late_reason, cancel_reason, notes,"
-        " version FROM appointments WHERE id = :id",
+        " SELECT 777, patient_id, pump_id, kind, status, starts_at, ends_at, booked_by_id,"
+        " booked_at, late_reason, cancel_reason, notes, version FROM appointments"
+        " WHERE id = :id",
         id=appointment,
     )
     inserted = (
