@@ -30,7 +30,7 @@ SECRET_COLUMNS = frozenset({"password_hash"})
 NOT_AUDITED = SECRET_COLUMNS | {"seal"}
 GENESIS_HASH = "0" * 64
 # The unit of work puts the key here (ServiceContext.unit_of_work).
-SESSION_KEY = "audit_key"
+SESSION_KEY = row_seals.SESSION_KEY
 
 
 def json_ready(value: object) -> Any:

@@ -16,7 +16,7 @@ from pumpclinic.db.models import Base
 from pumpclinic.domain.enums import Role
 from pumpclinic.domain.reference import Reference
 from pumpclinic.domain.validation import FieldError
-from pumpclinic.services import row_seals  # noqa: F401  (seals rows at every flush)
+from pumpclinic.services import row_seals  # its flush listeners seal rows
 from pumpclinic.services.errors import DatabaseUnavailable, StaleRecord, ValidationFailed
 
 Clock = Callable[[], dt.datetime]
@@ -77,7 +77,7 @@ class ServiceContext:
     def unit_of_work(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back whole on any error."""
         session = self.session_factory()
-        session.info["audit_key"] = self.audit_key
+        session.info[row_seals.SESSION_KEY] = self.audit_key
         try:
             with session.begin():
                 yield session

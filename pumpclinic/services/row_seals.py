@@ -56,8 +56,9 @@ log = logging.getLogger(__name__)
 SEAL_COLUMN = "seal"
 SEAL_BYTES = 16
 _MODULUS = 1 << (8 * SEAL_BYTES)
-# The session key the unit of work puts the audit key under (as pumpclinic.services.audit).
-_SESSION_KEY = "audit_key"
+# Where the unit of work puts the audit key in a session's info (every sealed and audited
+# write reads it from there).
+SESSION_KEY = "audit_key"
 _DELETED_SEALS = "row_seals_deleted"
 _TRUSTED = "row_seals_trusted"
 # The revision that added the seal columns and heads.
@@ -294,7 +295,7 @@ def apply_to_head(
 
 
 def _key_of(session: Session) -> bytes | None:
-    key = session.info.get(_SESSION_KEY)
+    key = session.info.get(SESSION_KEY)
     return key if isinstance(key, bytes) and key else None
 
 

@@ -25,7 +25,7 @@ from pumpclinic.services.audit import verify_chain
 from pumpclinic.services.clinic import Services
 from pumpclinic.services.context import Actor
 from pumpclinic.services.integrity import check_rows
-from pumpclinic.services.refills import DoubleCheck, RefillInput
+from pumpclinic.services.refills import DoubleCheck, RecordedRefill, RefillInput
 from tests.conftest import PASSWORDS, FixedClock
 from tests.services.refill_fixtures import implanted_patient, record_checked
 
@@ -181,7 +181,15 @@ def test_a_head_tampered_with_is_reported_and_never_sealed_again(
     # again over what was changed (that would hide the deletion it may stand for).
     pump_id = _pump_of(services, refilled)
     clock.advance(days=20)
-    record_checked(
+    refill_again(services, nurse, pump_id, clock)
+    assert problems(services) == before
+
+
+def refill_again(
+    services: Services, nurse: Actor, pump_id: int, clock: FixedClock
+) -> RecordedRefill:
+    """Another refill through the services, at the same dose."""
+    return record_checked(
         services,
         nurse,
         RefillInput(
@@ -195,7 +203,6 @@ def test_a_head_tampered_with_is_reported_and_never_sealed_again(
         ),
         DoubleCheck("carl", PASSWORDS[Role.CLINICIAN], 2000, 450),
     )
-    assert problems(services) == before
 
 
 def _pump_of(services: Services, refill_id: int) -> int:
@@ -337,20 +344,7 @@ def test_an_older_copy_of_the_heads_put_back_breaks_the_chain_head(
             for h in session.scalars(select(RowSealHead))
         ]
     clock.advance(days=20)
-    newest = record_checked(
-        services,
-        nurse,
-        RefillInput(
-            pump_id=_pump_of(services, refilled),
-            performed_at=clock(),
-            aspirated_residual_ml=9.0,
-            drug_product_id="baclofen-2000",
-            lot_number="LOT-C3",
-            volume_added_ml=11.0,
-            dose_mcg_per_day=450.0,
-        ),
-        DoubleCheck("carl", PASSWORDS[Role.CLINICIAN], 2000, 450),
-    )
+    newest = refill_again(services, nurse, _pump_of(services, refilled), clock)
     assert chain(services) == "intact"
     for statement in (
         "DELETE FROM dose_programs WHERE refill_id = :id",
